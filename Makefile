@@ -1,0 +1,35 @@
+# s3prl-mi-probe: `make demo`, `make test`, `make bench`. Every target sets itself up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+# PyTorch for this machine kind (CPU, Python 3.11): torchaudio 2.11 needs torch >= 2.14 to load.
+TORCH_PINS := torch==2.14.1 torchaudio==2.11.1
+# s3prl's source tree (with run_downstream.py), for the test that runs it from a checkout.
+S3PRL_SDIST_DIR := $(VENV)/s3prl-sdist
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg setup.py pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(TORCH_PINS)
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: -d $(S3PRL_SDIST_DIR) s3prl==0.4.18
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; \
+	exit $$status
+
+demo: install
+	$(BIN)/s3prl-mi-probe demo --out demo_out
+
+bench: install
+	$(BIN)/python bench/layers_in_one_run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo_out

@@ -1,0 +1,93 @@
+"""Parsing and checking the manifest TSV (``id, audio, alignment, split[, speaker]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CorpusError, problem_at
+
+REQUIRED_COLUMNS = ("id", "audio", "alignment", "split")
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One manifest row; paths are resolved, ``line`` is the 1-based manifest line."""
+
+    id: str
+    audio: Path
+    alignment: Path
+    split: str
+    speaker: str | None
+    line: int
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    """Read a manifest; raise one CorpusError listing every problem found.
+
+    Checks the header, each row's column count, empty fields, split names,
+    duplicate ids and an empty manifest. Audio and alignment files are not opened.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(path, [problem_at(path, None, None, "manifest file not found")])
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    rows = [(number, line.split("\t")) for number, line in enumerate(lines, start=1) if line.strip()]
+    if not rows:
+        raise CorpusError(path, [problem_at(path, None, None, "manifest is empty (no header, no utterances)")])
+
+    header_line, header = rows[0]
+    header = [name.strip() for name in header]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    header_problems = []
+    if missing:
+        header_problems.append(
+            f"header lacks required column(s) {', '.join(missing)} (found: {', '.join(header)})"
+        )
+    if duplicated:
+        header_problems.append(f"header repeats column(s) {', '.join(duplicated)}")
+    if header_problems:
+        raise CorpusError(path, [problem_at(path, header_line, None, p) for p in header_problems])
+    if len(rows) == 1:
+        raise CorpusError(path, [problem_at(path, header_line, None, "manifest has a header but no utterances")])
+
+    problems: list[str] = []
+    utterances: list[Utterance] = []
+    first_line_of_id: dict[str, int] = {}
+    for number, fields in rows[1:]:
+        if len(fields) != len(header):
+            count = f"expected {len(header)} tab-separated columns, found {len(fields)}"
+            problems.append(problem_at(path, number, None, count))
+            continue
+        row = dict(zip(header, (field.strip() for field in fields)))
+        utterance_id = row["id"]
+        row_problems = [f"empty '{name}' column" for name in REQUIRED_COLUMNS if not row[name]]
+        if row["split"] and row["split"] not in SPLITS:
+            row_problems.append(f"unknown split '{row['split']}' (expected one of {', '.join(SPLITS)})")
+        if utterance_id in first_line_of_id:
+            row_problems.append(f"duplicate id '{utterance_id}' (first on line {first_line_of_id[utterance_id]})")
+        elif utterance_id:
+            first_line_of_id[utterance_id] = number
+        problems.extend(problem_at(path, number, utterance_id, p) for p in row_problems)
+        if not row_problems:
+            utterances.append(
+                Utterance(
+                    id=utterance_id,
+                    audio=_resolve(path.parent, row["audio"]),
+                    alignment=_resolve(path.parent, row["alignment"]),
+                    split=row["split"],
+                    speaker=row.get("speaker") or None,
+                    line=number,
+                )
+            )
+    if problems:
+        raise CorpusError(path, problems)
+    return utterances
+
+
+def _resolve(folder: Path, value: str) -> Path:
+    """Resolve a manifest path against the manifest's folder."""
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else folder / candidate

@@ -1,0 +1,66 @@
+"""A Featurizer for s3prl's Runner that hands the downstream every hidden state, not a weighted sum."""
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from s3prl_mi_probe.features.pooling import SAMPLE_RATE
+
+
+class LayerStack(NamedTuple):
+    """Hidden states of a batch: ``hidden [L, B, T, D]`` (zero padded) and valid ``lengths [B]``."""
+
+    hidden: torch.Tensor
+    lengths: torch.Tensor
+
+
+def hidden_state_list(features, feature_selection):
+    """The list of per-layer tensors ``[B, T, D_l]`` that an upstream returned under a key."""
+    if feature_selection not in features:
+        raise ValueError(
+            f"the upstream returns no {feature_selection!r}; choose -s among {sorted(features.keys())}"
+        )
+    selected = features[feature_selection]
+    if isinstance(selected, dict):
+        return list(selected.values())
+    if isinstance(selected, (list, tuple)):
+        return list(selected)
+    return [selected]
+
+
+class AllLayerFeaturizer(nn.Module):
+    """Selects every hidden state (or the one chosen by ``-l``) and stacks them for the expert.
+
+    Has the interfaces the Runner checks (``output_dim``, ``downsample_rate``) and no parameters.
+    Layers of different widths are zero padded to the widest (``output_dim``).
+    """
+
+    def __init__(self, upstream, feature_selection="hidden_states", layer_selection=None, upstream_device="cpu"):
+        super().__init__()
+        self.feature_selection = feature_selection
+        upstream.eval()
+        with torch.no_grad():
+            probe_wav = torch.randn(SAMPLE_RATE, device=upstream_device)
+            layers = hidden_state_list(upstream([probe_wav]), feature_selection)
+        num_layers = len(layers)
+        if layer_selection is None:
+            self.layer_ids = list(range(num_layers))
+        elif -num_layers <= layer_selection < num_layers:
+            self.layer_ids = [layer_selection % num_layers]
+        else:
+            raise ValueError(f"-l {layer_selection} is out of range: the upstream has {num_layers} hidden states")
+        self.layer_dims = [layers[k].size(-1) for k in self.layer_ids]
+        self.output_dim = max(self.layer_dims)
+        if hasattr(upstream, "get_downsample_rates"):
+            self.downsample_rate = upstream.get_downsample_rates(feature_selection)
+        else:
+            self.downsample_rate = round(SAMPLE_RATE / layers[0].size(1))
+
+    def forward(self, wavs, features):
+        layers = hidden_state_list(features, self.feature_selection)
+        selected = [F.pad(layers[k], (0, self.output_dim - layers[k].size(-1))) for k in self.layer_ids]
+        hidden = torch.stack(selected, dim=0)
+        lengths = torch.tensor([round(len(wav) / self.downsample_rate) for wav in wavs], device=hidden.device)
+        return LayerStack(hidden=hidden, lengths=lengths.clamp(max=hidden.size(2)))

@@ -1,0 +1,31 @@
+"""Segment pooling: the representation of a labelled time segment from an upstream's frames."""
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 16000
+
+
+def segment_pooling_matrix(starts, ends, num_frames, downsample_rate, sample_rate=SAMPLE_RATE):
+    """Averaging weights ``[S, num_frames]`` of each segment ``[start, end)`` (seconds) over frames.
+
+    Frame k covers samples ``[k·r, (k+1)·r)``; a segment averages the frames whose centre lies in
+    ``[start, end)``, or takes the frame nearest to its midpoint when no centre falls inside.
+    """
+    starts = torch.as_tensor(np.asarray(starts, dtype=np.float64))
+    ends = torch.as_tensor(np.asarray(ends, dtype=np.float64))
+    frame_seconds = downsample_rate / sample_rate
+    centres = (torch.arange(num_frames, dtype=torch.float64) + 0.5) * frame_seconds
+    inside = (centres[None, :] >= starts[:, None]) & (centres[None, :] < ends[:, None])
+    empty = ~inside.any(dim=1)
+    if empty.any():
+        midpoints = (starts[empty] + ends[empty]) / 2
+        nearest = torch.round(midpoints / frame_seconds - 0.5).long().clamp(0, num_frames - 1)
+        inside[empty.nonzero(as_tuple=True)[0], nearest] = True
+    weights = inside.float()
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+def pool_segments(hidden, pooling_matrix):
+    """Pool frames ``[L, T, D]`` into segments ``[L, S, D]`` with a matrix from segment_pooling_matrix."""
+    return torch.matmul(pooling_matrix.to(hidden.device, hidden.dtype), hidden)

@@ -1,0 +1,34 @@
+"""Per-layer, per-dimension standardisation with training statistics."""
+
+import torch
+from torch import nn
+
+
+class RunningStandardizer(nn.Module):
+    """Accumulates mean and variance of training features ``[L, N, D]`` and standardises with them.
+
+    The statistics are buffers, so they travel with checkpoints; evaluation uses them as they are.
+    """
+
+    def __init__(self, num_layers, dim, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("total", torch.zeros(num_layers, dim, dtype=torch.float64))
+        self.register_buffer("total_sq", torch.zeros(num_layers, dim, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, features):
+        """Add a batch of training features ``[L, N, D]`` to the statistics."""
+        features = features.double()
+        self.count += features.size(1)
+        self.total += features.sum(dim=1)
+        self.total_sq += (features * features).sum(dim=1)
+
+    def forward(self, features):
+        """Standardise ``[L, N, D]`` with the statistics gathered so far."""
+        count = self.count.clamp_min(1)
+        mean = self.total / count
+        var = (self.total_sq / count - mean * mean).clamp_min(0)
+        scale = 1.0 / (var.sqrt() + self.eps)
+        return ((features.double() - mean.unsqueeze(1)) * scale.unsqueeze(1)).to(features.dtype)

@@ -1,0 +1,27 @@
+"""Provenance of a result: package versions and content hashes of its inputs."""
+
+import hashlib
+from importlib import metadata
+from pathlib import Path
+
+
+def file_sha256(path):
+    """Hex sha256 of a file's bytes, or None when ``path`` is not an existing file."""
+    if path is None or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions():
+    """Versions of the packages that determine the numbers."""
+    versions = {}
+    for name in ("s3prl-mi-probe", "s3prl", "torch", "torchaudio", "numpy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions

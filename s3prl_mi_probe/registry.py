@@ -1,0 +1,63 @@
+"""Makes ``-d mi_probe`` resolvable in an unmodified s3prl and gives that downstream every layer.
+
+* ``s3prl.downstream.mi_probe`` is found through ``s3prl.downstream.__path__``, extended with our
+  ``plugin_tree`` folder (its ``mi_probe/expert.py`` re-exports our DownstreamExpert).
+* s3prl's Runner builds its Featurizer, running the upstream once, before it imports the expert.
+  ``Runner._get_featurizer`` is wrapped so that, for ``-d mi_probe`` only, it builds
+  :class:`~s3prl_mi_probe.features.all_layers.AllLayerFeaturizer` instead of the weighted sum;
+  every other downstream gets s3prl's own Featurizer, unchanged.
+
+The import hooks in :mod:`s3prl_mi_probe._bootstrap` call these functions when s3prl is imported;
+:func:`activate` does the same for an s3prl that was imported before the hooks were in place.
+"""
+
+import sys
+from pathlib import Path
+
+DOWNSTREAM_NAME = "mi_probe"
+PLUGIN_TREE = str(Path(__file__).resolve().parent / "plugin_tree")
+
+
+def add_downstream_path(downstream_package):
+    """Let ``s3prl.downstream.mi_probe`` import from our plugin tree."""
+    if PLUGIN_TREE not in downstream_package.__path__:
+        downstream_package.__path__.append(PLUGIN_TREE)
+
+
+def patch_runner(runner_class):
+    """Wrap ``Runner._get_featurizer`` so that ``-d mi_probe`` receives every layer."""
+    original = runner_class._get_featurizer
+    if getattr(original, "_mi_probe_wrapped", False):
+        return
+
+    def _get_featurizer(self):
+        if self.args.downstream != DOWNSTREAM_NAME:
+            return original(self)
+        from s3prl_mi_probe.features.all_layers import AllLayerFeaturizer
+
+        model = AllLayerFeaturizer(
+            upstream=self.upstream.model,
+            feature_selection=self.args.upstream_feature_selection,
+            layer_selection=self.args.upstream_layer_selection,
+            upstream_device=self.args.device,
+        ).to(self.args.device)
+        # The expert is built from ``**vars(args)``: this is how it learns which layers it probes.
+        self.args.mi_probe_layers = model.layer_ids
+        return self._init_model(
+            model=model, name="Featurizer", trainable=True, interfaces=["output_dim", "downsample_rate"]
+        )
+
+    _get_featurizer._mi_probe_wrapped = True
+    runner_class._get_featurizer = _get_featurizer
+
+
+def activate():
+    """Apply compat and registration now; safe to call any number of times, before or after s3prl."""
+    from s3prl_mi_probe import _bootstrap, compat
+
+    _bootstrap.install()
+    compat.apply()
+    if "s3prl.downstream" in sys.modules:
+        add_downstream_path(sys.modules["s3prl.downstream"])
+    if "s3prl.downstream.runner" in sys.modules:
+        patch_runner(sys.modules["s3prl.downstream.runner"].Runner)

@@ -1,0 +1,16 @@
+"""Plain-text tables for terminals and logs."""
+
+
+def format_table(rows, columns, float_digits=3):
+    """Rows (dicts) as an aligned text table with the given columns."""
+
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.{float_digits}f}"
+        return str(value)
+
+    cells = [[cell(row.get(column, "")) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    lines = ["  ".join(column.rjust(width) for column, width in zip(columns, widths))]
+    lines += ["  ".join(value.rjust(width) for value, width in zip(line, widths)) for line in cells]
+    return "\n".join(lines)
