@@ -16,6 +16,12 @@ def _print_config(args):
     print(config_path(args.task))
 
 
+def _demo(args):
+    from s3prl_mi_probe.demo import run_demo
+
+    print(run_demo(args.out))
+
+
 def build_parser():
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -26,6 +32,9 @@ def build_parser():
     config = commands.add_parser("config", help="print the installed path of a runner config (for -c)")
     config.add_argument("task", choices=["phone", "word"])
     config.set_defaults(handler=_print_config)
+    demo = commands.add_parser("demo", help="the offline default job: tone corpus, fbank and a random HuBERT")
+    demo.add_argument("--out", type=Path, default=Path("demo_out"))
+    demo.set_defaults(handler=_demo)
     return parser
 
 

@@ -5,7 +5,8 @@
 * s3prl's Runner builds its Featurizer, running the upstream once, before it imports the expert.
   ``Runner._get_featurizer`` is wrapped so that, for ``-d mi_probe`` only, it builds
   :class:`~s3prl_mi_probe.features.all_layers.AllLayerFeaturizer` instead of the weighted sum;
-  every other downstream gets s3prl's own Featurizer, unchanged.
+  every other downstream gets s3prl's own Featurizer, unchanged. ``_get_downstream`` is wrapped
+  to turn a corpus error (every problem found in the manifest) into a plain exit message.
 
 The import hooks in :mod:`s3prl_mi_probe._bootstrap` call these functions when s3prl is imported;
 :func:`activate` does the same for an s3prl that was imported before the hooks were in place.
@@ -25,10 +26,15 @@ def add_downstream_path(downstream_package):
 
 
 def patch_runner(runner_class):
-    """Wrap ``Runner._get_featurizer`` so that ``-d mi_probe`` receives every layer."""
-    original = runner_class._get_featurizer
-    if getattr(original, "_mi_probe_wrapped", False):
+    """Wrap the Runner so that ``-d mi_probe`` receives every layer and reports bad input plainly."""
+    if getattr(runner_class._get_featurizer, "_mi_probe_wrapped", False):
         return
+    _wrap_get_featurizer(runner_class)
+    _wrap_get_downstream(runner_class)
+
+
+def _wrap_get_featurizer(runner_class):
+    original = runner_class._get_featurizer
 
     def _get_featurizer(self):
         if self.args.downstream != DOWNSTREAM_NAME:
@@ -49,6 +55,23 @@ def patch_runner(runner_class):
 
     _get_featurizer._mi_probe_wrapped = True
     runner_class._get_featurizer = _get_featurizer
+
+
+def _wrap_get_downstream(runner_class):
+    original = runner_class._get_downstream
+
+    def _get_downstream(self):
+        if self.args.downstream != DOWNSTREAM_NAME:
+            return original(self)
+        from s3prl_mi_probe.corpus.errors import CorpusError
+
+        try:
+            return original(self)
+        except CorpusError as error:
+            # The list of problems is the message; a traceback through s3prl would only hide it.
+            raise SystemExit(f"[mi_probe] {error}") from None
+
+    runner_class._get_downstream = _get_downstream
 
 
 def activate():

@@ -1,41 +1,16 @@
-"""Runs s3prl's real runner (``python -m s3prl.run_downstream``) in a subprocess for the tests."""
+"""s3prl's real runner for the tests: fails loudly, and reads what a run wrote."""
 
 import json
-import subprocess
-import sys
 
-from s3prl_mi_probe.cli import config_path
+from s3prl_mi_probe import s3prl_run
+from s3prl_mi_probe.s3prl_run import short_run_overrides
 
-
-def overrides(**values):
-    """s3prl's ``-o`` string: ``config.<section>.<key>=value`` pairs joined by ``,,``."""
-    return ",,".join(f"config.{key.replace('__', '.')}={value}" for key, value in values.items())
+__all__ = ["metrics_rows", "run_downstream", "short_run_overrides"]
 
 
-def short_run_overrides(manifest, steps=60, eval_step=30, **extra):
-    """Overrides for a test-sized run of the shipped config on a test corpus."""
-    return overrides(
-        downstream_expert__manifest=manifest,
-        downstream_expert__min_count=2,
-        downstream_expert__num_workers=0,
-        downstream_expert__train_batch_size=4,
-        downstream_expert__eval_batch_size=8,
-        runner__total_steps=steps,
-        runner__eval_step=eval_step,
-        runner__save_step=eval_step,
-        runner__log_step=10,
-        optimizer__lr=0.02,
-        **extra,
-    )
-
-
-def run_downstream(*args, task="phone", cwd=None, module=True, check=True):
-    """Run s3prl's run_downstream on CPU with the shipped config of ``task``; returns the process."""
-    entry = ["-m", "s3prl.run_downstream"] if module else ["run_downstream.py"]
-    command = [sys.executable, *entry, *args, "--device", "cpu"]
-    if "-e" not in args:
-        command += ["-c", str(config_path(task))]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=900)
+def run_downstream(*args, check=True, **kwargs):
+    """``s3prl_run.run_downstream`` that raises with the runner's stderr when it fails and ``check``."""
+    result = s3prl_run.run_downstream(*args, timeout=900, **kwargs)
     if check and result.returncode != 0:
         raise AssertionError(f"run_downstream failed ({result.returncode}):\n{result.stderr[-6000:]}")
     return result

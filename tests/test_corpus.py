@@ -10,7 +10,7 @@ import pytest
 import soundfile
 from praatio import textgrid
 
-from corpus_factory import write_textgrid, write_tone_corpus
+from s3prl_mi_probe.corpus.tones import write_textgrid, write_tone_corpus
 from s3prl_mi_probe.corpus.audio import SAMPLE_RATE, audio_info, load_audio
 from s3prl_mi_probe.corpus.errors import CorpusError
 from s3prl_mi_probe.corpus.manifest import Utterance, read_manifest

@@ -29,6 +29,17 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     Checks the header, each row's column count, empty fields, split names,
     duplicate ids and an empty manifest. Audio and alignment files are not opened.
     """
+    utterances, problems = parse_manifest(path)
+    if problems:
+        raise CorpusError(path, problems)
+    return utterances
+
+
+def parse_manifest(path: str | Path) -> tuple[list[Utterance], list[str]]:
+    """The well-formed rows of a manifest and the problems of the others.
+
+    Raises CorpusError at once only when nothing can be read (no file, no header, no rows).
+    """
     path = Path(path)
     if not path.is_file():
         raise CorpusError(path, [problem_at(path, None, None, "manifest file not found")])
@@ -82,9 +93,7 @@ def read_manifest(path: str | Path) -> list[Utterance]:
                     line=number,
                 )
             )
-    if problems:
-        raise CorpusError(path, problems)
-    return utterances
+    return utterances, problems
 
 
 def _resolve(folder: Path, value: str) -> Path:

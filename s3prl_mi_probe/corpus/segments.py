@@ -15,7 +15,7 @@ from praatio.utilities.errors import TextgridStateError
 
 from .audio import audio_info
 from .errors import CorpusError, problem_at
-from .manifest import SPLITS, Utterance, read_manifest
+from .manifest import SPLITS, Utterance, parse_manifest
 
 DEFAULT_SILENCE_LABELS = ("", "sil", "sp", "spn", "<unk>", "h#", "pau", "epi", "<p:>", "(...)")
 TIER_OF_TASK = {"phone": "phones", "word": "words"}
@@ -134,9 +134,9 @@ def build_task(manifest_path: str | Path, options: TaskOptions = TaskOptions()) 
     """
     manifest_path = Path(manifest_path)
     tier_name = TIER_OF_TASK[options.task]
-    problems: list[str] = []
+    utterances, problems = parse_manifest(manifest_path)
     read: list[_LabelledUtterance] = []
-    for utterance in read_manifest(manifest_path):
+    for utterance in utterances:
         labelled, utterance_problems = _read_utterance(utterance, tier_name)
         problems.extend(problem_at(manifest_path, utterance.line, utterance.id, p) for p in utterance_problems)
         if labelled is not None:

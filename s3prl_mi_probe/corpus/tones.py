@@ -1,4 +1,8 @@
-"""Writes small synthetic corpora (WAV + TextGrid + manifest) for tests."""
+"""A tone corpus: synthetic WAV + TextGrid + manifest where each phone is a tone complex.
+
+Exact alignments by construction and no download: the offline corpus of the tests and the demo.
+Its `write_textgrid` writes any tiers as given, including broken ones (for validator tests).
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,28 @@
+"""Shared test inputs, built once per session: real WAV/TextGrid corpora and a tiny random HuBERT."""
+
+import pytest
+
+from s3prl_mi_probe.corpus.tones import write_tone_corpus
+
+
+@pytest.fixture(scope="session")
+def tone_manifest(tmp_path_factory):
+    """A learnable corpus: each phone a tone complex, words fixed phone sequences."""
+    return write_tone_corpus(tmp_path_factory.mktemp("tones"), num_utterances=24)
+
+
+@pytest.fixture(scope="session")
+def shuffled_manifest(tmp_path_factory):
+    """The same kind of corpus with labels permuted across segments: no information in the audio."""
+    return write_tone_corpus(tmp_path_factory.mktemp("shuffled"), num_utterances=40, shuffle_labels=True, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_hubert(tmp_path_factory):
+    """A 2-layer, 32-dim random HuBERT in s3prl's converted checkpoint format (3 hidden states)."""
+    from s3prl_mi_probe.registry import activate
+
+    activate()
+    from s3prl_mi_probe.random_upstreams import write_random_hubert
+
+    return write_random_hubert(tmp_path_factory.mktemp("upstreams") / "tiny_hubert.pt")
