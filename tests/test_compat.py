@@ -95,3 +95,28 @@ def test_apply_is_idempotent():
     compat.apply()
     compat.apply()
     assert torchaudio.load is compat.load or not hasattr(torchaudio, "load_with_torchcodec")
+
+
+def test_apc_local_loads_a_raw_pretraining_checkpoint(tmp_path):
+    """The keys s3prl's pretraining runner and APC expert save (Args is an argparse.Namespace)."""
+    import s3prl.hub as hub
+    from s3prl.upstream.apc.apc import APC
+
+    audio = {"feat_type": "fbank", "feat_dim": 40, "frame_length": 25, "frame_shift": 10, "cmvn": True}
+    config = {"data": {"audio": audio}, "model": {"paras": {"num_layers": 3, "hidden_size": 32, "dropout": 0.1, "residual": True}}}
+    model = APC(40, **config["model"]["paras"])
+    path = tmp_path / "states-30.ckpt"
+    torch.save(
+        {
+            "Optimizer": torch.optim.Adam(model.parameters()).state_dict(),
+            "Step": 30,
+            "Args": argparse.Namespace(config="config_runner.yaml", seed=1337, device="cpu"),
+            "Config": {"runner": {"total_steps": 30}},
+            "config": config,
+            "model": model.state_dict(),
+            "Upstream_Config": config,
+        },
+        path,
+    )
+    hidden_states = hub.apc_local(ckpt=str(path))([torch.randn(16000)])["hidden_states"]
+    assert [tuple(h.shape) for h in hidden_states] == [(1, 98, 32)] * 3

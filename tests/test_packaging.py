@@ -1,0 +1,37 @@
+"""Both install kinds ship the import hook (.pth) and the runner configs."""
+
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+from s3prl_mi_probe.cli import config_path, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_regular_wheel_carries_the_hook_and_configs(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        timeout=600,
+    )
+    [wheel] = tmp_path.glob("s3prl_mi_probe-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        assert archive.read("s3prl_mi_probe.pth").decode() == "import s3prl_mi_probe._bootstrap\n"
+    assert {"s3prl_mi_probe/downstream_configs/mi_probe_phone.yaml", "s3prl_mi_probe/downstream_configs/mi_probe_word.yaml"} <= names
+    assert "s3prl_mi_probe/plugin_tree/mi_probe/expert.py" in names
+
+
+def test_this_installation_has_the_hook():
+    pth = Path(sysconfig.get_paths()["purelib"]) / "s3prl_mi_probe.pth"
+    assert pth.read_text() == "import s3prl_mi_probe._bootstrap\n"
+
+
+def test_config_command_prints_installed_paths(capsys):
+    main(["config", "word"])
+    printed = Path(capsys.readouterr().out.strip())
+    assert printed == config_path("word") and printed.is_file()
+    assert "task: word" in printed.read_text()
