@@ -6,19 +6,24 @@ import tempfile
 from pathlib import Path
 
 
-def write_text_atomic(path, text):
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+def write_bytes_atomic(path, data):
+    """Write ``data`` (bytes) to a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def write_text_atomic(path, text):
+    """Write ``text`` (UTF-8) to a temporary file beside ``path``, then rename it over ``path``."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path, data):

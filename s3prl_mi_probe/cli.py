@@ -22,6 +22,64 @@ def _demo(args):
     print(run_demo(args.out))
 
 
+def _sweep(args):
+    from s3prl_mi_probe.corpus.errors import CorpusError
+    from s3prl_mi_probe.corpus.segments import TaskOptions
+    from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
+    from s3prl_mi_probe.sweep import SweepSettings, run_sweep
+
+    options = TaskOptions(
+        task=args.task, min_count=args.min_count, max_classes=args.max_classes, fold_stress=args.fold_stress,
+        min_duration=args.min_duration, max_duration=args.max_duration, seed=args.seed,
+    )  # fmt: skip
+    settings = SweepSettings(
+        device=args.device, slicing=args.slicing, dtype=args.dtype, batch_size=args.batch_size,
+        probe=args.probe, seed=args.seed, cache_dir=args.cache_dir,
+    )  # fmt: skip
+    try:
+        run_sweep([UpstreamSpec.parse(spec) for spec in args.upstream], args.manifest, options, args.out, settings)
+    except CorpusError as error:
+        return f"s3prl-mi-probe sweep: {error}"
+    print(f"wrote {args.out}/sweep.csv, sweep.json, plots/, tb/")
+    return 0
+
+
+def _compare(args):
+    from s3prl_mi_probe.report.compare import compare_sweeps
+
+    outputs = compare_sweeps(args.sweeps, args.out)
+    print(f"wrote {outputs['markdown']}, {outputs['csv']} and plots under {args.out / 'plots'}")
+    return 0
+
+
+def _add_sweep_parser(commands):
+    from s3prl_mi_probe.corpus.segments import TaskOptions
+
+    defaults = TaskOptions()
+    sweep = commands.add_parser(
+        "sweep", help="every layer of every upstream from one extraction pass: bits, accuracy, margins"
+    )
+    sweep.add_argument("--upstream", action="append", required=True, metavar="SPEC",
+                       help="s3prl hub name, or NAME=CKPT_PATH for *_local upstreams (repeatable)")
+    sweep.add_argument("--manifest", type=Path, required=True, help="TSV: id, audio, alignment, split [, speaker]")
+    sweep.add_argument("--task", choices=["phone", "word"], required=True)
+    sweep.add_argument("--out", type=Path, required=True)
+    sweep.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    sweep.add_argument("--slicing", choices=["feature", "audio"], default="feature",
+                       help="feature: pool frames of the whole utterance (default); audio: run each segment alone")
+    sweep.add_argument("--min-count", type=int, default=defaults.min_count)
+    sweep.add_argument("--max-classes", type=int, default=defaults.max_classes)
+    sweep.add_argument("--min-duration", type=float, default=defaults.min_duration, help="seconds")
+    sweep.add_argument("--max-duration", type=float, default=defaults.max_duration, help="seconds")
+    sweep.add_argument("--fold-stress", action="store_true", help="ARPAbet stress folding: AH0 -> AH")
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--cache-dir", type=Path, help="feature cache (default: OUT/cache)")
+    sweep.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="cached feature type")
+    sweep.add_argument("--batch-size", type=int, default=8, help="utterances per upstream forward")
+    sweep.add_argument("--probe", default="linear")
+    sweep.set_defaults(handler=_sweep)  # fmt: skip
+
+
 def build_parser():
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -32,6 +90,11 @@ def build_parser():
     config = commands.add_parser("config", help="print the installed path of a runner config (for -c)")
     config.add_argument("task", choices=["phone", "word"])
     config.set_defaults(handler=_print_config)
+    _add_sweep_parser(commands)
+    compare = commands.add_parser("compare", help="side-by-side report of several sweep folders")
+    compare.add_argument("sweeps", nargs="+", type=Path, metavar="DIR")
+    compare.add_argument("--out", type=Path, required=True)
+    compare.set_defaults(handler=_compare)
     demo = commands.add_parser("demo", help="the offline default job: tone corpus, fbank and a random HuBERT")
     demo.add_argument("--out", type=Path, default=Path("demo_out"))
     demo.set_defaults(handler=_demo)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from s3prl_mi_probe.features.pooling import SAMPLE_RATE
+from s3prl_mi_probe.features.pooling import SAMPLE_RATE, valid_frames
 
 
 class LayerStack(NamedTuple):
@@ -30,6 +30,18 @@ def hidden_state_list(features, feature_selection):
     return [selected]
 
 
+def describe_upstream(upstream, device, feature_selection="hidden_states"):
+    """``(layer_dims, downsample_rate)`` of an upstream, from one forward of 1 s of noise."""
+    upstream.eval()
+    with torch.no_grad():
+        layers = hidden_state_list(upstream([torch.randn(SAMPLE_RATE, device=device)]), feature_selection)
+    if hasattr(upstream, "get_downsample_rates"):
+        rate = upstream.get_downsample_rates(feature_selection)
+    else:
+        rate = round(SAMPLE_RATE / layers[0].size(1))
+    return [layer.size(-1) for layer in layers], rate
+
+
 class AllLayerFeaturizer(nn.Module):
     """Selects every hidden state (or the one chosen by ``-l``) and stacks them for the expert.
 
@@ -40,27 +52,20 @@ class AllLayerFeaturizer(nn.Module):
     def __init__(self, upstream, feature_selection="hidden_states", layer_selection=None, upstream_device="cpu"):
         super().__init__()
         self.feature_selection = feature_selection
-        upstream.eval()
-        with torch.no_grad():
-            probe_wav = torch.randn(SAMPLE_RATE, device=upstream_device)
-            layers = hidden_state_list(upstream([probe_wav]), feature_selection)
-        num_layers = len(layers)
+        all_dims, self.downsample_rate = describe_upstream(upstream, upstream_device, feature_selection)
+        num_layers = len(all_dims)
         if layer_selection is None:
             self.layer_ids = list(range(num_layers))
         elif -num_layers <= layer_selection < num_layers:
             self.layer_ids = [layer_selection % num_layers]
         else:
             raise ValueError(f"-l {layer_selection} is out of range: the upstream has {num_layers} hidden states")
-        self.layer_dims = [layers[k].size(-1) for k in self.layer_ids]
+        self.layer_dims = [all_dims[k] for k in self.layer_ids]
         self.output_dim = max(self.layer_dims)
-        if hasattr(upstream, "get_downsample_rates"):
-            self.downsample_rate = upstream.get_downsample_rates(feature_selection)
-        else:
-            self.downsample_rate = round(SAMPLE_RATE / layers[0].size(1))
 
     def forward(self, wavs, features):
         layers = hidden_state_list(features, self.feature_selection)
         selected = [F.pad(layers[k], (0, self.output_dim - layers[k].size(-1))) for k in self.layer_ids]
         hidden = torch.stack(selected, dim=0)
-        lengths = torch.tensor([round(len(wav) / self.downsample_rate) for wav in wavs], device=hidden.device)
-        return LayerStack(hidden=hidden, lengths=lengths.clamp(max=hidden.size(2)))
+        lengths = [valid_frames(len(wav), self.downsample_rate, hidden.size(2)) for wav in wavs]
+        return LayerStack(hidden=hidden, lengths=torch.tensor(lengths, device=hidden.device))

@@ -6,6 +6,11 @@ import torch
 SAMPLE_RATE = 16000
 
 
+def valid_frames(num_samples, downsample_rate, available):
+    """Frames of an utterance inside a padded batch of ``available`` frames (s3prl's rule)."""
+    return min(round(num_samples / downsample_rate), available)
+
+
 def segment_pooling_matrix(starts, ends, num_frames, downsample_rate, sample_rate=SAMPLE_RATE):
     """Averaging weights ``[S, num_frames]`` of each segment ``[start, end)`` (seconds) over frames.
 

@@ -1,0 +1,98 @@
+"""Per-layer curves of sweep metrics, drawn off-screen with matplotlib's Agg canvas."""
+
+import io
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from s3prl_mi_probe.atomic import write_bytes_atomic
+from s3prl_mi_probe.report.rows import best_layers
+
+AXIS_LABELS = {
+    "mi_bits": "I(layer; label) lower bound (bits)",
+    "h_y_bits": "H(Y) (bits)",
+    "ce_bits": "probe cross-entropy (bits)",
+    "accuracy": "accuracy",
+    "margin_median": "geometric margin (standardised units)",
+    "margin_p10": "geometric margin, 10th percentile (standardised units)",
+    "margin_min": "geometric margin, minimum (standardised units)",
+    "margin_positive_frac": "fraction of segments with positive margin",
+}
+PLOT_FILE_STEMS = {"mi_bits": "mi_bits", "accuracy": "accuracy", "margin_median": "margin"}
+
+
+def _curves(rows, split):
+    """{(upstream, task, probe): rows sorted by layer} for ``split``, in first-seen order."""
+    curves = {}
+    for row in rows:
+        if row["split"] == split:
+            curves.setdefault((row["upstream"], row["task"], row["probe"]), []).append(row)
+    return {key: sorted(curve, key=lambda row: row["layer"]) for key, curve in curves.items()}
+
+
+def _draw_entropy_lines(axes, curves, label_tasks):
+    """One dashed H(Y) line per task (the largest H(Y) among its rows: the ceiling for any bound)."""
+    entropies = {}
+    for (_, task, _), curve in curves.items():
+        entropies[task] = max(entropies.get(task, float("-inf")), *(row["h_y_bits"] for row in curve))
+    for task, entropy in entropies.items():
+        label = f"H(Y) {task}" if label_tasks else "H(Y)"
+        axes.axhline(entropy, linestyle="--", color="0.4", linewidth=1.2, label=label)
+        axes.annotate(f"{label} = {entropy:.2f}", (0, entropy), xycoords=("axes fraction", "data"),
+                      xytext=(4, 3), textcoords="offset points", fontsize="small", color="0.3")
+
+
+def plot_layer_curves(rows, metric, path, split="test", title=None):
+    """Plot ``metric`` against layer, one line per (upstream, probe), and save a PNG atomically at ``path``.
+
+    Each line's best layer (highest metric, lowest layer on ties) gets a star and a label; for
+    ``mi_bits`` each task's H(Y) is a dashed reference line. If the rows hold several tasks, the
+    task is added to each line's label.
+    """
+    curves = _curves(rows, split)
+    if not curves:
+        raise ValueError(f"no {split!r} rows to plot for {metric}")
+    label_tasks = len({task for _, task, _ in curves}) > 1
+    best = best_layers(rows, metric=metric, split=split)
+
+    figure = Figure(figsize=(9, 5.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for index, (key, curve) in enumerate(curves.items()):
+        upstream, task, probe = key
+        color = f"C{index % 10}"
+        label = f"{upstream} · {probe}" + (f" · {task}" if label_tasks else "")
+        axes.plot([row["layer"] for row in curve], [row[metric] for row in curve],
+                  marker="o", markersize=4, linewidth=1.6, color=color, label=label)
+        if key in best:
+            top = best[key]
+            axes.plot(top["layer"], top[metric], marker="*", markersize=15, color=color,
+                      markeredgecolor="black", linestyle="none")
+            axes.annotate(f"L{top['layer']}: {top[metric]:.3g}", (top["layer"], top[metric]),
+                          xytext=(6, 6), textcoords="offset points", fontsize="small", color=color,
+                          fontweight="bold")
+    if metric == "mi_bits":
+        _draw_entropy_lines(axes, curves, label_tasks)
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("layer")
+    axes.set_ylabel(AXIS_LABELS.get(metric, metric))
+    tasks = ", ".join(dict.fromkeys(task for _, task, _ in curves))
+    axes.set_title(title or f"{tasks}: {metric} per layer ({split} split); ★ = best layer")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    write_bytes_atomic(path, buffer.getvalue())
+    return Path(path)
+
+
+def plot_sweep(rows, plots_dir) -> dict:
+    """Write mi_bits.png, accuracy.png and margin.png (median margin) for one sweep; returns {metric: path}."""
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    return {metric: plot_layer_curves(rows, metric, plots_dir / f"{stem}.png")
+            for metric, stem in PLOT_FILE_STEMS.items()}

@@ -1,0 +1,77 @@
+"""Sweep result rows: the sweep.csv format and picking each upstream's best layer."""
+
+import csv
+import io
+import math
+from pathlib import Path
+
+from s3prl_mi_probe.atomic import write_text_atomic
+
+SWEEP_COLUMNS = (
+    "upstream",
+    "layer",
+    "probe",
+    "task",
+    "split",
+    "mi_bits",
+    "h_y_bits",
+    "ce_bits",
+    "accuracy",
+    "margin_median",
+    "margin_p10",
+    "margin_min",
+    "margin_positive_frac",
+    "num_segments",
+    "num_classes",
+)
+TEXT_COLUMNS = ("upstream", "probe", "task", "split")
+INT_COLUMNS = ("layer", "num_segments", "num_classes")
+METRIC_COLUMNS = tuple(c for c in SWEEP_COLUMNS if c not in TEXT_COLUMNS + INT_COLUMNS)
+
+
+def write_sweep_csv(path, rows):
+    """Atomically write rows (dicts with every SWEEP_COLUMNS key) as CSV; floats keep full precision."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SWEEP_COLUMNS)
+    for row in rows:
+        writer.writerow(["" if row[column] is None else row[column] for column in SWEEP_COLUMNS])
+    write_text_atomic(path, buffer.getvalue())
+
+
+def _parse_cell(column, text):
+    if text == "":
+        return None
+    if column in INT_COLUMNS:
+        return int(text)
+    if column in METRIC_COLUMNS:
+        return float(text)
+    return text
+
+
+def read_sweep_csv(path) -> list[dict]:
+    """Rows of a sweep.csv as dicts, numbers parsed back to int/float and empty cells to None."""
+    path = Path(path)
+    with open(path, newline="") as stream:
+        reader = csv.reader(stream)
+        header = tuple(next(reader, ()))
+        if header != SWEEP_COLUMNS:
+            raise ValueError(f"{path}: unexpected header {','.join(header)!r}; expected {','.join(SWEEP_COLUMNS)!r}")
+        return [{column: _parse_cell(column, text) for column, text in zip(SWEEP_COLUMNS, line)} for line in reader]
+
+
+def best_layers(rows, metric="mi_bits", split="test") -> dict:
+    """The row with the highest ``metric`` per (upstream, task, probe) on ``split``; ties go to the lowest layer.
+
+    Rows whose metric is missing or NaN are skipped.
+    """
+    best = {}
+    for row in rows:
+        value = row[metric]
+        if row["split"] != split or value is None or math.isnan(value):
+            continue
+        key = (row["upstream"], row["task"], row["probe"])
+        current = best.get(key)
+        if current is None or (value, -row["layer"]) > (current[metric], -current["layer"]):
+            best[key] = row
+    return best
