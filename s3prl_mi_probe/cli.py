@@ -37,10 +37,11 @@ def _sweep(args):
         probe=args.probe, seed=args.seed, cache_dir=args.cache_dir,
     )  # fmt: skip
     try:
-        run_sweep([UpstreamSpec.parse(spec) for spec in args.upstream], args.manifest, options, args.out, settings)
+        rows = run_sweep([UpstreamSpec.parse(spec) for spec in args.upstream], args.manifest, options, args.out, settings)
     except CorpusError as error:
         return f"s3prl-mi-probe sweep: {error}"
-    print(f"wrote {args.out}/sweep.csv, sweep.json, plots/, tb/")
+    if rows is not None:
+        print(f"wrote {args.out}/sweep.csv, sweep.json, plots/, tb/")
     return 0
 
 

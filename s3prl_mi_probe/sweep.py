@@ -39,7 +39,8 @@ class SweepSettings:
 
 
 def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), progress=True):
-    """Sweep ``upstreams`` (UpstreamSpec list) on a manifest; returns the rows (leader process only).
+    """Sweep ``upstreams`` (UpstreamSpec list) on a manifest; returns the rows (None on torchrun ranks > 0,
+    which only help to extract).
 
     Bad input raises one CorpusError listing every problem before any upstream is loaded.
     """
@@ -57,6 +58,7 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
         caches[spec.label] = str(cache.root)
         if group.leader:
             rows += probe_cached_layers(cache, spec.label, task_options.task, settings, group.device, progress)
+    group.close()
     if not group.leader:
         return None
     provenance = {

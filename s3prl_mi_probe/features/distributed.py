@@ -13,6 +13,7 @@ class ProcessGroup:
     world_size: int = 1
     device: str = "cpu"
     barrier: Callable[[], None] = lambda: None
+    close: Callable[[], None] = lambda: None
 
     @property
     def leader(self):
@@ -36,4 +37,10 @@ def join_process_group(device="cpu"):
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if on_cuda else "gloo")
-    return ProcessGroup(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device, barrier=dist.barrier)
+    return ProcessGroup(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        device=device,
+        barrier=dist.barrier,
+        close=dist.destroy_process_group,
+    )
