@@ -29,7 +29,8 @@ demo: install
 	$(BIN)/s3prl-mi-probe demo --out demo_out
 
 bench: install
-	$(BIN)/python bench/layers_in_one_run.py
+	$(BIN)/python bench/probe_vs_sklearn.py
+	$(BIN)/python bench/sweep_speed.py --out bench_out
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo_out
+	rm -rf $(VENV) build *.egg-info demo_out bench_out

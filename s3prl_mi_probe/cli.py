@@ -18,8 +18,13 @@ def _print_config(args):
 
 def _demo(args):
     from s3prl_mi_probe.demo import run_demo
+    from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
 
-    print(run_demo(args.out))
+    upstreams = [UpstreamSpec.parse(spec) for spec in args.upstream or []]
+    report = run_demo(args.out, upstreams=upstreams or None, seed=args.seed, device=args.device)
+    print(report.read_text())
+    print(f"report: {report}")
+    return 0
 
 
 def _sweep(args):
@@ -96,8 +101,13 @@ def build_parser():
     compare.add_argument("sweeps", nargs="+", type=Path, metavar="DIR")
     compare.add_argument("--out", type=Path, required=True)
     compare.set_defaults(handler=_compare)
-    demo = commands.add_parser("demo", help="the offline default job: tone corpus, fbank and a random HuBERT")
+    demo = commands.add_parser(
+        "demo", help="the offline default job: tone corpus; fbank, mfcc and a random HuBERT; both tasks"
+    )
     demo.add_argument("--out", type=Path, default=Path("demo_out"))
+    demo.add_argument("--upstream", action="append", metavar="SPEC", help="sweep these instead (repeatable)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--device", default="cpu")
     demo.set_defaults(handler=_demo)
     return parser
 
