@@ -4,6 +4,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from s3prl_mi_probe.corpus.commands import register_corpus_commands
+from s3prl_mi_probe.corpus.synth_command import register_synth_command
+
 CONFIG_DIR = Path(__file__).resolve().parent / "downstream_configs"
 
 
@@ -97,6 +100,8 @@ def build_parser():
     config.add_argument("task", choices=["phone", "word"])
     config.set_defaults(handler=_print_config)
     _add_sweep_parser(commands)
+    register_corpus_commands(commands)
+    register_synth_command(commands)
     compare = commands.add_parser("compare", help="side-by-side report of several sweep folders")
     compare.add_argument("sweeps", nargs="+", type=Path, metavar="DIR")
     compare.add_argument("--out", type=Path, required=True)

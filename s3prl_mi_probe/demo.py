@@ -2,7 +2,7 @@
 
 Writes a tone corpus (exact alignments, no download) and a randomly initialised tiny HuBERT in
 s3prl's checkpoint format, sweeps every layer of ``fbank``, ``mfcc`` and that HuBERT on the phone
-and word tasks, and writes ``OUT/report.md``: the side-by-side tables and plots of both tasks, what
+and word tasks, and writes ``OUT/report.md`` and its self-contained twin ``OUT/report.html``: the side-by-side tables and plots of both tasks, what
 was measured on what, and how to read it. With ``--upstream`` it sweeps those instead (e.g. ``hubert``
 and ``wavlm_base_plus``, downloaded by s3prl where the network allows).
 """
@@ -14,8 +14,10 @@ from s3prl_mi_probe.corpus.segments import TaskOptions
 from s3prl_mi_probe.corpus.tones import write_tone_corpus
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
 from s3prl_mi_probe.report.compare import compare_sweeps
+from s3prl_mi_probe.report.html import write_html_report
 from s3prl_mi_probe.sweep import SweepSettings, run_sweep
 
+TITLE = "# s3prl-mi-probe demo: how many bits of phone and word identity does each layer hold?"
 HOW_TO_READ = """## How to read this
 
 - **mi_bits** is a lower bound on the mutual information between a layer and the labels,
@@ -57,5 +59,7 @@ def run_demo(out, upstreams=None, num_utterances=120, seed=0, device="cpu"):
         f"`word/sweep.json`. Rerunning with the same seed gives the same numbers.\n"
     )
     report = out / "report.md"
-    write_text_atomic(report, f"{outputs['markdown'].read_text()}\n{measured}\n{HOW_TO_READ}")
+    comparison = outputs["markdown"].read_text().split("\n", 1)[1]  # below compare's own title
+    write_text_atomic(report, f"{TITLE}\n{comparison}\n{measured}\n{HOW_TO_READ}")
+    write_html_report(report)
     return report

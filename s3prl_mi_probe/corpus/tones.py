@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from s3prl_mi_probe.atomic import write_text_atomic
+
 PHONE_INVENTORY = ("AA", "B", "K", "IY", "S", "M", "N", "T", "UW", "L", "R", "EH", "F", "G", "OW", "Z")
 WORD_NAMES = ("apple", "brick", "cloud", "drum", "echo", "fern", "glass", "hill")
 DEFAULT_SPLIT_PATTERN = ("train", "train", "train", "dev", "test")
@@ -40,7 +42,8 @@ def write_textgrid(path: Path, tiers: dict[str, list[tuple[float, float, str]]],
                 f"        intervals [{number}]:", f"            xmin = {float(start)!r}",
                 f"            xmax = {float(stop)!r}", f'            text = "{escaped}"',
             ]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def _fill_gaps(intervals: list[tuple[float, float, str]], end: float) -> list[tuple[float, float, str]]:

@@ -7,7 +7,6 @@ Nats are converted to bits once, here.
 import math
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 LN2 = math.log(2.0)

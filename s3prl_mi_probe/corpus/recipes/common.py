@@ -1,0 +1,145 @@
+"""Helpers every corpus recipe shares: manifest rows, input checks, TextGrid conversion, finishing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile
+from praatio import textgrid
+
+from ...atomic import write_text_atomic
+from ..audio import audio_info
+from ..errors import CorpusError
+from ..summary import corpus_summary
+from ..tones import write_textgrid
+
+OUR_TIERS = ("words", "phones")
+
+
+Interval = tuple[float, float, str]
+
+
+class InputProblem(ValueError):
+    """One unusable input file; the message names the file and says why."""
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One utterance of a recipe's manifest."""
+
+    id: str
+    audio: Path
+    alignment: Path
+    split: str
+    speaker: str | None = None
+
+
+def assign_splits(keys: list[str], dev_fraction: float, test_fraction: float, seed: int) -> dict[str, str]:
+    """Assign distinct keys (speakers or utterances) to splits at random.
+
+    About ``dev_fraction`` and ``test_fraction`` of the keys (at least one each) go to dev and
+    test, the rest (at least one) to train. Raises ValueError for fewer than 3 keys.
+    """
+    if not (dev_fraction > 0 and test_fraction > 0 and dev_fraction + test_fraction < 1):
+        raise ValueError(f"need dev and test fractions > 0 summing to < 1, got {dev_fraction} and {test_fraction}")
+    unique = sorted(set(keys))
+    if len(unique) < 3:
+        raise ValueError(f"need at least 3 speakers or utterances for train, dev and test, found {len(unique)}")
+    test_count = max(1, round(test_fraction * len(unique)))
+    dev_count = min(max(1, round(dev_fraction * len(unique))), len(unique) - test_count - 1)
+    order = [unique[i] for i in np.random.default_rng(seed).permutation(len(unique))]
+    split_of = dict.fromkeys(order[:test_count], "test")
+    split_of.update(dict.fromkeys(order[test_count : test_count + dev_count], "dev"))
+    split_of.update(dict.fromkeys(order[test_count + dev_count :], "train"))
+    return split_of
+
+
+def check_audio(path: Path) -> None:
+    """Raise InputProblem when an audio file is missing or unreadable."""
+    if not path.is_file():
+        raise InputProblem(f"{path}: audio file not found")
+    try:
+        audio_info(path)
+    except soundfile.SoundFileError as error:
+        raise InputProblem(f"{path}: unreadable audio ({error})") from error
+
+
+def read_tiers(path: Path, tier_names: list[str]) -> tuple[dict[str, list[Interval]], float]:
+    """The labelled intervals of the named interval tiers of a TextGrid, and the grid's end time."""
+    if not path.is_file():
+        raise InputProblem(f"{path}: TextGrid not found")
+    try:
+        grid = textgrid.openTextgrid(str(path), includeEmptyIntervals=False, reportingMode="silence")
+    except Exception as error:  # praatio fails with IndexError, ParsingError, TextgridStateError, UnicodeError, ...
+        reason = " ".join(str(error).split()) or "no details"
+        raise InputProblem(f"{path}: unreadable TextGrid ({type(error).__name__}: {reason})") from error
+    missing = [name for name in tier_names if name not in grid.tierNames]
+    if missing:
+        present = ", ".join(f"'{name}'" for name in grid.tierNames) or "none"
+        wanted = ", ".join(f"'{name}'" for name in missing)
+        raise InputProblem(f"{path}: no tier {wanted} (tiers present: {present})")
+    point_tiers = [name for name in tier_names if not isinstance(grid.getTier(name), textgrid.IntervalTier)]
+    if point_tiers:
+        raise InputProblem(f"{path}: tier(s) {', '.join(point_tiers)} are point tiers, not interval tiers")
+    tiers = {name: [(e.start, e.end, e.label) for e in grid.getTier(name).entries] for name in tier_names}
+    return tiers, grid.maxTimestamp
+
+
+def convert_textgrid(
+    source: Path,
+    target: Path,
+    source_tiers: dict[str, str],
+    relabel: dict[str, Callable[[str], str]] | None = None,
+) -> None:
+    """Write ``target`` with our tier names, e.g. ``source_tiers={"phones": "MAU", "words": "ORT-MAU"}``.
+
+    ``relabel`` maps one of our tier names to a function applied to each of its labels.
+    """
+    tiers, duration = read_tiers(source, list(source_tiers.values()))
+    relabel = relabel or {}
+    converted = {}
+    for ours, theirs in source_tiers.items():
+        label_of = relabel.get(ours, str)
+        converted[ours] = [(start, end, label_of(label)) for start, end, label in tiers[theirs]]
+    write_textgrid(target, converted, duration)
+
+
+def write_manifest(out: Path, rows: list[ManifestRow]) -> Path:
+    """Write ``out/manifest.tsv`` atomically and return its path.
+
+    Paths inside ``out`` are written relative to it, others absolute; the speaker column
+    is written when any row has a speaker.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    with_speaker = any(row.speaker for row in rows)
+    lines = ["\t".join(["id", "audio", "alignment", "split"] + (["speaker"] if with_speaker else []))]
+    for row in rows:
+        fields = [row.id, _manifest_path(row.audio, out), _manifest_path(row.alignment, out), row.split]
+        lines.append("\t".join(fields + ([row.speaker or ""] if with_speaker else [])))
+    manifest = out / "manifest.tsv"
+    write_text_atomic(manifest, "\n".join(lines) + "\n")
+    return manifest
+
+
+def _manifest_path(path: Path, out: Path) -> str:
+    path = path.absolute()
+    return path.relative_to(out.absolute()).as_posix() if path.is_relative_to(out.absolute()) else str(path)
+
+
+def skipped_note(what: str, names: list[str]) -> str:
+    """One summary line listing what a recipe skipped."""
+    return f"{len(names)} {what}: {', '.join(names)}"
+
+
+def finish_recipe(source: Path, out: Path, rows: list[ManifestRow], problems: list[str], notes: list[str]) -> Path:
+    """Raise the problems of a recipe as one CorpusError, or write its manifest and print notes and summary."""
+    if not rows and not problems:
+        problems = [f"{source}: no utterance with both audio and alignment found"]
+    if problems:
+        raise CorpusError(source, problems)
+    manifest = write_manifest(out, rows)
+    print("\n".join([*notes, corpus_summary(manifest)]))
+    return manifest

@@ -1,0 +1,47 @@
+"""LibriSpeech audio with Montreal Forced Aligner TextGrids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..manifest import SPLITS
+from .common import OUR_TIERS, InputProblem, ManifestRow, check_audio, finish_recipe, read_tiers, skipped_note
+
+
+def prepare_librispeech(root: Path, alignments: Path, splits: list[str], out: Path) -> Path:
+    """Write ``out/manifest.tsv`` for LibriSpeech ``splits`` (e.g. ``train-clean-100``, ``dev-clean``).
+
+    Audio: ``root/<split>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac``; TextGrids from MFA
+    laid out the same under ``alignments`` (``<split>/<speaker>/<chapter>/<id>.TextGrid``), whose
+    ``words`` and ``phones`` tiers are used as they are. ``train-*`` goes to train, ``dev-*`` to dev,
+    ``test-*`` to test; the speaker is the ``<speaker>`` folder. Utterances without a TextGrid (MFA
+    skips some) are skipped and listed; a missing split folder, a split without FLAC files,
+    unreadable audio or TextGrids and missing tiers raise one CorpusError.
+    """
+    root, alignments, out = Path(root), Path(alignments), Path(out)
+    rows, problems, unaligned = [], [], []
+    for split in splits:
+        our_split = split.split("-")[0]
+        if our_split not in SPLITS:
+            problems.append(f"{split}: not a LibriSpeech split name (expected train-*, dev-* or test-*)")
+            continue
+        missing = [folder for folder in (root / split, alignments / split) if not folder.is_dir()]
+        problems += [f"{folder}: folder not found" for folder in missing]
+        flac_files = sorted((root / split).glob("*/*/*.flac"))
+        if not missing and not flac_files:
+            problems.append(f"{root / split}: no <speaker>/<chapter>/*.flac files")
+        for flac in flac_files:
+            speaker, chapter = flac.parent.parent.name, flac.parent.name
+            grid = alignments / split / speaker / chapter / f"{flac.stem}.TextGrid"
+            if not grid.is_file():
+                unaligned.append(flac.stem)
+                continue
+            try:
+                check_audio(flac)
+                read_tiers(grid, list(OUR_TIERS))
+            except InputProblem as problem:
+                problems.append(str(problem))
+                continue
+            rows.append(ManifestRow(flac.stem, flac, grid, our_split, speaker))
+    notes = [skipped_note("utterance(s) without a TextGrid, skipped", unaligned)] if unaligned else []
+    return finish_recipe(root, out, rows, problems, notes)

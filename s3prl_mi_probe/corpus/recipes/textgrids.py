@@ -1,0 +1,94 @@
+"""Any audio folder with a parallel TextGrid folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import CorpusError
+from .common import (
+    OUR_TIERS,
+    InputProblem,
+    ManifestRow,
+    assign_splits,
+    check_audio,
+    convert_textgrid,
+    finish_recipe,
+    read_tiers,
+    skipped_note,
+)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+SPLIT_BY = ("speaker", "random")
+
+
+def prepare_textgrids(
+    audio: Path,
+    alignments: Path,
+    out: Path,
+    split_by: str = "speaker",
+    word_tier: str = "words",
+    phone_tier: str = "phones",
+    seed: int = 0,
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> Path:
+    """Pair audio files (.wav, .flac, .ogg, .mp3) below ``audio`` with TextGrids below ``alignments``.
+
+    Files pair by relative path without suffix (``spk1/a.wav`` with ``spk1/a.TextGrid``); the id
+    is that path with ``/`` replaced by ``_``. With ``split_by="speaker"`` the speaker is the first
+    folder below ``audio`` and whole speakers go to dev and test; with ``"random"`` utterances are
+    split and no speaker is written. Tiers named otherwise than ``words``/``phones`` are copied
+    under those names to ``out/grids/``. Audio without a TextGrid is skipped and listed; a TextGrid
+    without audio, unreadable audio or TextGrids and missing tiers raise one CorpusError.
+    """
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split_by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
+    audio, alignments, out = Path(audio), Path(alignments), Path(out)
+    problems = [f"{folder}: folder not found" for folder in (audio, alignments) if not folder.is_dir()]
+    if problems:
+        raise CorpusError(audio, problems)
+    audio_files = _files_by_stem(audio, AUDIO_SUFFIXES)
+    grid_files = _files_by_stem(alignments, (".textgrid",))
+    problems += [
+        f"{grid}: TextGrid without audio under {audio}" for key, grid in grid_files.items() if key not in audio_files
+    ]
+    convert = (word_tier, phone_tier) != OUR_TIERS
+    pairs = []
+    for key, audio_file in audio_files.items():
+        if key not in grid_files:
+            continue
+        if split_by == "speaker" and "/" not in key:
+            problems.append(f"{audio_file}: lies directly in {audio}; split_by='speaker' needs one folder per speaker")
+            continue
+        alignment = out / "grids" / f"{key}.TextGrid" if convert else grid_files[key]
+        try:
+            check_audio(audio_file)
+            if convert:
+                convert_textgrid(grid_files[key], alignment, {"words": word_tier, "phones": phone_tier})
+            else:
+                read_tiers(alignment, list(OUR_TIERS))
+        except InputProblem as problem:
+            problems.append(str(problem))
+            continue
+        pairs.append((key, audio_file, alignment))
+
+    speakers = [key.split("/")[0] if split_by == "speaker" else None for key, _, _ in pairs]
+    split_keys = [speaker or key for speaker, (key, _, _) in zip(speakers, pairs)]
+    try:
+        split_of = assign_splits(split_keys, dev_fraction, test_fraction, seed)
+    except ValueError as error:
+        raise CorpusError(audio, [*problems, f"{audio}: {error}"]) from None
+    rows = [
+        ManifestRow(key.replace("/", "_"), audio_file, alignment, split_of[split_key], speaker)
+        for (key, audio_file, alignment), speaker, split_key in zip(pairs, speakers, split_keys)
+    ]
+    unaligned = [key for key in audio_files if key not in grid_files]
+    notes = [skipped_note("audio file(s) without a TextGrid, skipped", unaligned)] if unaligned else []
+    return finish_recipe(audio, out, rows, problems, notes)
+
+
+def _files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """Files below ``folder`` with one of ``suffixes`` (any case), keyed by relative path without suffix."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in files}
