@@ -1,17 +1,20 @@
 """``s3prl-mi-probe demo``: the offline default job, end to end, in a few minutes on a CPU.
 
-Writes a tone corpus (exact alignments, no download) and a randomly initialised tiny HuBERT in
-s3prl's checkpoint format, sweeps every layer of ``fbank``, ``mfcc`` and that HuBERT on the phone
-and word tasks, and writes ``OUT/report.md`` and its self-contained twin ``OUT/report.html``: the side-by-side tables and plots of both tasks, what
-was measured on what, and how to read it. With ``--upstream`` it sweeps those instead (e.g. ``hubert``
-and ``wavlm_base_plus``, downloaded by s3prl where the network allows).
+Synthesizes the demo corpus (espeak-ng voices as speakers, exact alignments, no download), sweeps
+every layer of the default upstreams on the phone and word tasks, and writes ``OUT/report.md`` and
+its self-contained twin ``OUT/report.html``: side-by-side tables and plots of both tasks, what was
+measured on what, and how to read it. The default upstreams need no download: ``fbank``, ``mfcc``,
+a randomly initialised HuBERT (a control), and the small APC shipped in ``demo_models/`` (pretrained
+with s3prl's own APC recipe on synthetic speech) next to the same APC randomly initialised. With
+``--upstream`` it sweeps those instead (e.g. ``hubert`` and ``wavlm_base_plus``, downloaded by s3prl
+where the network allows).
 """
 
 from pathlib import Path
 
 from s3prl_mi_probe.atomic import write_text_atomic
 from s3prl_mi_probe.corpus.segments import TaskOptions
-from s3prl_mi_probe.corpus.tones import write_tone_corpus
+from s3prl_mi_probe.corpus.synth import synthesize_corpus
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
 from s3prl_mi_probe.report.compare import compare_sweeps
 from s3prl_mi_probe.report.html import write_html_report
@@ -27,36 +30,49 @@ HOW_TO_READ = """## How to read this
   peak mid-network, where the information is most linearly separable.
 - **Margin**: when a layer is linearly separable the bound saturates at H(Y); the median geometric
   margin of the probe (standardised features) still tells such layers apart: larger is more separable.
-- The random HuBERT is a control: what a probe finds in an untrained network of the same shape.
+- The random HuBERT and the random APC are controls: what a probe finds in an untrained network of
+  the same shape. What the learned APC holds beyond its random twin is what pretraining put there.
+"""
+MODEL_NOTES = """The learned model is tiny and saw only synthetic speech (see `demo_models/README.md` in the
+package): the demo shows the method, not findings about real self-supervised models. Run
+`s3prl-mi-probe demo --upstream hubert --upstream wavlm_base_plus` for those.
 """
 
 
+DEMO_MODELS = Path(__file__).resolve().parent / "demo_models"
+
+
 def default_upstreams(out):
-    """``fbank``, ``mfcc`` and a random tiny HuBERT written under ``out`` (no download)."""
+    """``fbank``, ``mfcc``, a random HuBERT written under ``out``, and the shipped APC pair."""
     from s3prl_mi_probe.random_upstreams import write_random_hubert
 
     (out / "upstreams").mkdir(parents=True, exist_ok=True)
     hubert = write_random_hubert(out / "upstreams" / "random_hubert.pt", num_layers=4, dim=64)
-    return [UpstreamSpec("fbank"), UpstreamSpec("mfcc"), UpstreamSpec("hubert_local", hubert)]
+    shipped = [UpstreamSpec("apc_local", DEMO_MODELS / name) for name in ("apc_synth.ckpt", "apc_random.ckpt")]
+    present = [spec for spec in shipped if spec.checkpoint.is_file()]
+    return [UpstreamSpec("fbank"), UpstreamSpec("mfcc"), UpstreamSpec("hubert_local", hubert), *present]
 
 
-def run_demo(out, upstreams=None, num_utterances=120, seed=0, device="cpu"):
+def run_demo(out, upstreams=None, num_utterances=240, seed=0, device="cpu", min_count=5):
     """Run the demo into ``out``; returns the path of its report."""
     out = Path(out)
-    manifest = write_tone_corpus(out / "corpus", num_utterances=num_utterances, seed=seed)
+    manifest = synthesize_corpus(out / "corpus", utterances=num_utterances, seed=seed)
     upstreams = upstreams or default_upstreams(out)
     settings = SweepSettings(device=device, seed=seed, cache_dir=out / "cache")
     sweep_dirs = []
     for task in ("phone", "word"):
-        run_sweep(upstreams, manifest, TaskOptions(task=task, min_count=2, seed=seed), out / task, settings)
+        options = TaskOptions(task=task, min_count=min_count, seed=seed)
+        run_sweep(upstreams, manifest, options, out / task, settings)
         sweep_dirs.append(out / task)
     outputs = compare_sweeps(sweep_dirs, out)
     measured = (
-        f"## What was measured\n\nCorpus: the built-in tone corpus ({num_utterances} utterances, seed {seed}, "
-        f"`{manifest}`): each phone a tone complex, words fixed phone sequences, exact alignments. "
-        f"Upstreams: {', '.join(spec.label for spec in upstreams)}. Linear probes on every layer, L2 and "
-        f"early stopping chosen on dev, numbers on test. Rows and provenance: `phone/sweep.json`, "
-        f"`word/sweep.json`. Rerunning with the same seed gives the same numbers.\n"
+        f"## What was measured\n\nCorpus: synthetic English from espeak-ng ({num_utterances} utterances, seed "
+        f"{seed}, `{manifest}`), voices as speakers, whole voices held out for dev and test; word and phone "
+        f"intervals from the synthesizer's own events (exact). Classes with at least {min_count} training "
+        f"segments. Upstreams: {', '.join(spec.label for spec in upstreams)}. Linear probes on every layer, L2 "
+        f"and early stopping chosen on dev, numbers on test. Class counts, dropped segments, versions and "
+        f"checksums: `phone/sweep.json`, `word/sweep.json`. Rerunning with the same seed gives the same "
+        f"numbers.\n\n{MODEL_NOTES}"
     )
     report = out / "report.md"
     comparison = outputs["markdown"].read_text().split("\n", 1)[1]  # below compare's own title

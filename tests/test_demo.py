@@ -19,7 +19,8 @@ CHROMIUM_FLAGS = [
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory, tiny_hubert):
     out = tmp_path_factory.mktemp("demo")
-    run_demo(out, upstreams=[UpstreamSpec("fbank"), UpstreamSpec("hubert_local", tiny_hubert)], num_utterances=20)
+    upstreams = [UpstreamSpec("fbank"), UpstreamSpec("hubert_local", tiny_hubert)]
+    run_demo(out, upstreams=upstreams, num_utterances=24, min_count=2)
     return out
 
 

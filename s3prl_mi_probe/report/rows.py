@@ -6,24 +6,9 @@ import math
 from pathlib import Path
 
 from s3prl_mi_probe.atomic import write_text_atomic
+from s3prl_mi_probe.metrics.layer_metrics import METRIC_NAMES
 
-SWEEP_COLUMNS = (
-    "upstream",
-    "layer",
-    "probe",
-    "task",
-    "split",
-    "mi_bits",
-    "h_y_bits",
-    "ce_bits",
-    "accuracy",
-    "margin_median",
-    "margin_p10",
-    "margin_min",
-    "margin_positive_frac",
-    "num_segments",
-    "num_classes",
-)
+SWEEP_COLUMNS = ("upstream", "layer", "probe", "task", "split", *METRIC_NAMES)
 TEXT_COLUMNS = ("upstream", "probe", "task", "split")
 INT_COLUMNS = ("layer", "num_segments", "num_classes")
 METRIC_COLUMNS = tuple(c for c in SWEEP_COLUMNS if c not in TEXT_COLUMNS + INT_COLUMNS)
