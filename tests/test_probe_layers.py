@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp, softmax
 
-from s3prl_mi_probe.probe.train import carve_dev, fit_layer_probes, probe_layers
+from s3prl_mi_probe.probe.train import POLISH_MAX_STEPS, _polish_bank, carve_dev, fit_layer_probes, probe_layers, probe_kind
 
 FAST = {"progress": False, "l2_grid": (1e-4, 1e-3, 1e-2)}
 
@@ -93,6 +93,28 @@ def test_test_cross_entropy_matches_tuned_sklearn_logistic_regression():
         best = fits[int(np.argmin(dev_ce))]
         sklearn_ce = -np.log2(best.predict_proba(standardized[2])[np.arange(1000), test[1]]).mean()
         assert row["ce_bits"] <= sklearn_ce + 0.01, (layer, row["ce_bits"], sklearn_ce)
+
+
+def test_converged_probes_are_sklearn_logistic_regression_for_each_l2():
+    LogisticRegression = pytest.importorskip("sklearn.linear_model").LogisticRegression
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    labels = rng.integers(3, size=400)
+    features = np.stack([np.pad(np.eye(3)[labels], ((0, 0), (0, 1))) * scale + rng.standard_normal((400, 4)) for scale in (0.5, 2.0)])
+    features = (features - features.mean(1, keepdims=True)) / features.std(1, keepdims=True)
+    l2_grid = (1e-2, 1e-1)
+    kind = probe_kind("linear")
+    bank = kind.build(4, 4, 3)
+    layer_of, l2 = torch.arange(2).repeat_interleave(2), torch.tensor(l2_grid).repeat(2)
+    start = {name: value.detach() for name, value in bank.named_parameters()}
+    inputs, targets = torch.as_tensor(features, dtype=torch.float32), torch.as_tensor(labels)
+    converged, steps = _polish_bank(bank, kind, start, inputs, targets, layer_of, l2, 1e-6, POLISH_MAX_STEPS)
+    assert steps.max() < POLISH_MAX_STEPS
+    for probe, (layer, strength) in enumerate(zip(layer_of.tolist(), l2.tolist())):
+        fit = LogisticRegression(C=1 / (strength * 400), tol=1e-10, max_iter=10_000).fit(features[layer], labels)
+        weight, bias = converged["weight"][probe].numpy(), converged["bias"][probe].numpy()
+        assert np.allclose(weight, fit.coef_.T, atol=1e-4)  # unpenalised biases agree up to a shared shift
+        assert np.allclose(bias - bias.mean(), fit.intercept_ - fit.intercept_.mean(), atol=1e-4)
 
 
 @pytest.fixture(scope="module")

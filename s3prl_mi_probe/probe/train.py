@@ -36,6 +36,9 @@ DEV_FRACTION = 0.1
 EVAL_CHUNK_ROWS = 1024
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+POLISH_TOL = 1e-4
+POLISH_MAX_STEPS = 100
+FITS = ("early_stop", "converged")
 
 
 @dataclass(frozen=True)
@@ -89,18 +92,23 @@ def carve_dev(num_rows, groups=None, seed=0, fraction=DEV_FRACTION):
 
 @dataclass
 class FittedProbes:
-    """Per-layer probes chosen on dev: the probe, the train standardizer, and what was chosen."""
+    """Per-layer probes chosen on dev: the probe, the train standardizer, and what was chosen.
+
+    ``epochs`` counts the Adam epochs of the chosen probe; ``fit`` says whether it won early-stopped
+    or converged (see the module docstring).
+    """
 
     probe: torch.nn.Module
     standardizer: RunningStandardizer
     classes: np.ndarray
     l2: list
     epochs: list
+    fit: list
     kind: str = "linear"
 
     @torch.no_grad()
     def evaluate(self, features, labels, split):
-        """One metric row per layer (``layer_metrics`` plus layer, split, probe, l2, epochs, dropped_unseen).
+        """One metric row per layer (``layer_metrics`` plus layer, split, probe, l2, epochs, fit, dropped_unseen).
 
         Rows whose label was not among the training classes are dropped and counted.
         """
@@ -118,7 +126,7 @@ class FittedProbes:
         )
         extra = {"split": split, "probe": self.kind, "dropped_unseen": int((~known).sum())}
         return [
-            {"layer": layer, **extra, **row, "l2": self.l2[layer], "epochs": self.epochs[layer]}
+            {"layer": layer, **extra, **row, "l2": self.l2[layer], "epochs": self.epochs[layer], "fit": self.fit[layer]}
             for layer, row in enumerate(rows)
         ]
 
@@ -133,14 +141,28 @@ def flushed_denormals():
         torch.set_flush_denormal(False)
 
 
+def _layer_groups(layer_of):
+    """``(layer, positions)`` for each layer some probe of the bank reads, its probes' positions in ``layer_of``."""
+    for layer in layer_of.unique().tolist():
+        yield layer, (layer_of == layer).nonzero().squeeze(1)
+
+
+def _bank_losses(bank, params, features, labels, layer_of, chunk_rows):
+    """Summed cross-entropy (nats) ``[P]`` of each probe on its layer, in row chunks, without copying features."""
+    total = torch.zeros(layer_of.numel(), device=features.device)
+    for layer, members in _layer_groups(layer_of):
+        subset = {name: value[members] for name, value in params.items()}
+        for start in range(0, labels.numel(), chunk_rows):
+            rows = slice(start, start + chunk_rows)
+            logits = functional_call(bank, subset, (features[layer, rows].expand(members.numel(), -1, -1),))
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[rows].repeat(members.numel()), reduction="none")
+            total = total.index_add(0, members, loss.view(members.numel(), -1).sum(1))
+    return total
+
+
 def bank_cross_entropy(bank, params, features, labels, layer_of, chunk_rows=EVAL_CHUNK_ROWS):
     """Mean cross-entropy (nats) of each probe of the bank ``[P]`` on its layer's ``features [L, N, D]``."""
-    total = torch.zeros(layer_of.numel(), device=features.device)
-    for start in range(0, labels.numel(), chunk_rows):
-        rows = slice(start, start + chunk_rows)
-        logits = functional_call(bank, params, (features[:, rows].index_select(0, layer_of),))
-        total += F.cross_entropy(logits.transpose(1, 2), labels[rows].expand(layer_of.numel(), -1), reduction="none").sum(1)
-    return total / labels.numel()
+    return _bank_losses(bank, params, features, labels, layer_of, chunk_rows) / labels.numel()
 
 
 def fit_layer_probes(
@@ -157,7 +179,7 @@ def fit_layer_probes(
     lr=1e-2,
     progress=True,
 ):
-    """Fit one probe per layer on ``train = (X, y)``, choosing L2 and the epoch per layer on dev CE.
+    """Fit one probe per layer on ``train = (X, y)``, choosing L2, and early-stopped or converged, per layer on dev CE.
 
     ``X`` is ``[L, N, D]`` or a list of L ``[N, D_l]`` arrays (zero-padded to the widest), ``y`` integer
     labels ``[N]``. ``dev`` is ``(X, y)`` or, when None, carved from train: whole ``groups`` (one id per
@@ -191,20 +213,28 @@ def fit_layer_probes(
     num_candidates = len(l2_grid)
     bank = kind.build(num_layers * num_candidates, dim, len(classes)).to(device)
     layer_of = torch.arange(num_layers, device=device).repeat_interleave(num_candidates)
+    l2 = torch.tensor(l2_grid, device=device).repeat(num_layers)
     best = _train_bank(
-        bank, kind, features, targets, dev_features, dev_targets, layer_of, torch.tensor(l2_grid, device=device).repeat(num_layers),
+        bank, kind, features, targets, dev_features, dev_targets, layer_of, l2,
         generator, max_epochs, batch_size, patience, lr, progress,
     )
-    chosen = best["dev_ce"].view(num_layers, num_candidates).argmin(1)
+    with flushed_denormals():
+        converged, _ = _polish_bank(bank, kind, best["params"], features, targets, layer_of, l2, POLISH_TOL, POLISH_MAX_STEPS)
+        converged_dev = bank_cross_entropy(bank, converged, dev_features, dev_targets, layer_of)
+    dev_ce = torch.stack([best["dev_ce"], converged_dev]).view(len(FITS), num_layers, num_candidates)
+    chosen = dev_ce.transpose(0, 1).reshape(num_layers, -1).argmin(1)
+    fit, chosen = chosen // num_candidates, chosen % num_candidates
     picks = torch.arange(num_layers, device=device) * num_candidates + chosen
+    candidates = {name: torch.stack([value, converged[name]]) for name, value in best["params"].items()}
     fitted = kind.build(num_layers, dim, len(classes)).to(device)
-    fitted.load_state_dict({name: value.index_select(0, picks) for name, value in best["params"].items()})
+    fitted.load_state_dict({name: value[fit, picks] for name, value in candidates.items()})
     return FittedProbes(
         probe=fitted,
         standardizer=standardizer,
         classes=classes,
         l2=[l2_grid[k] for k in chosen.tolist()],
         epochs=[int(best["epoch"][p]) for p in picks.cpu()],
+        fit=[FITS[k] for k in fit.tolist()],
         kind=probe,
     )
 
@@ -233,11 +263,9 @@ def _train_bank(bank, kind, features, targets, dev_features, dev_targets, layer_
             average = {name: torch.zeros_like(value) for name, value in params.items()}
             for start in starts:
                 rows = order[start : start + batch_size]
-                inputs = features[:, rows].index_select(0, layer_of[active])
-                logits = functional_call(bank, params, (inputs,))
-                loss = F.cross_entropy(logits.transpose(1, 2), targets[rows].expand(active.numel(), -1), reduction="none")
+                loss = _bank_losses(bank, params, features[:, rows], targets[rows], layer_of[active], batch_size)
                 penalty = sum((params[name] ** 2).flatten(1).sum(1) for name in kind.penalized)
-                total = loss.mean(1).sum() + (l2[active] * penalty).sum() / 2
+                total = loss.sum() / rows.numel() + (l2[active] * penalty).sum() / 2
                 grads = torch.autograd.grad(total, list(params.values()))
                 step += 1
                 _adam_step(params, grads, moments, probe_lr[active], step)
@@ -281,17 +309,10 @@ def _adam_step(params, grads, moments, probe_lr, step):
 def bank_objective(bank, kind, params, features, labels, layer_of, l2, chunk_rows=EVAL_CHUNK_ROWS):
     """Each probe's regularised train objective ``[P]`` and its gradient (a dict like ``params``), full batch."""
     params = {name: value.detach().requires_grad_() for name, value in params.items()}
-    num_probes, num_rows = layer_of.numel(), labels.numel()
     penalty = sum((params[name] ** 2).flatten(1).sum(1) for name in kind.penalized)
-    objective = l2 * penalty.detach() / 2
-    grads = torch.autograd.grad(penalty @ l2 / 2, list(params.values()), allow_unused=True, materialize_grads=True)
-    for start in range(0, num_rows, chunk_rows):
-        rows = slice(start, start + chunk_rows)
-        logits = functional_call(bank, params, (features[:, rows].index_select(0, layer_of),))
-        loss = F.cross_entropy(logits.transpose(1, 2), labels[rows].expand(num_probes, -1), reduction="none").sum(1) / num_rows
-        objective += loss.detach()
-        grads = [total + part for total, part in zip(grads, torch.autograd.grad(loss.sum(), list(params.values())))]
-    return objective, dict(zip(params, grads))
+    objective = bank_cross_entropy(bank, params, features, labels, layer_of, chunk_rows) + l2 * penalty / 2
+    grads = torch.autograd.grad(objective.sum(), list(params.values()))
+    return objective.detach(), dict(zip(params, grads))
 
 
 def _per_probe_dot(a, b):
