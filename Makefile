@@ -8,7 +8,7 @@ TORCH_PINS := torch==2.14.1 torchaudio==2.11.1
 # s3prl's source tree (with run_downstream.py), for the test that runs it from a checkout.
 S3PRL_SDIST_DIR := $(VENV)/s3prl-sdist
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench pretrain-demo-model clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: install
 
 demo: install
 	$(BIN)/s3prl-mi-probe demo --out demo_out
+
+# Reproduces s3prl_mi_probe/demo_models/ with s3prl's own APC pretraining recipe (~10 min on 2 CPUs).
+pretrain-demo-model: install
+	$(BIN)/python -m s3prl_mi_probe.pretrain_demo
 
 bench: install
 	$(BIN)/python bench/probe_vs_sklearn.py

@@ -37,7 +37,7 @@ EVAL_CHUNK_ROWS = 1024
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 POLISH_TOL = 1e-4
-POLISH_MAX_STEPS = 100
+POLISH_MAX_STEPS = 30
 FITS = ("early_stop", "converged")
 
 
