@@ -15,6 +15,7 @@ from pathlib import Path
 from s3prl_mi_probe.atomic import write_text_atomic
 from s3prl_mi_probe.corpus.segments import TaskOptions
 from s3prl_mi_probe.corpus.synth import synthesize_corpus
+from s3prl_mi_probe.demo_models import FOLDER as DEMO_MODELS_FOLDER
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
 from s3prl_mi_probe.report.compare import compare_sweeps
 from s3prl_mi_probe.report.html import write_html_report
@@ -39,7 +40,6 @@ package): the demo shows the method, not findings about real self-supervised mod
 """
 
 
-DEMO_MODELS = Path(__file__).resolve().parent / "demo_models"
 
 
 def default_upstreams(out):
@@ -48,7 +48,7 @@ def default_upstreams(out):
 
     (out / "upstreams").mkdir(parents=True, exist_ok=True)
     hubert = write_random_hubert(out / "upstreams" / "random_hubert.pt", num_layers=4, dim=64)
-    shipped = [UpstreamSpec("apc_local", DEMO_MODELS / name) for name in ("apc_synth.ckpt", "apc_random.ckpt")]
+    shipped = [UpstreamSpec("apc_local", DEMO_MODELS_FOLDER / name) for name in ("apc_synth.ckpt", "apc_random.ckpt")]
     present = [spec for spec in shipped if spec.checkpoint.is_file()]
     return [UpstreamSpec("fbank"), UpstreamSpec("mfcc"), UpstreamSpec("hubert_local", hubert), *present]
 

@@ -48,8 +48,8 @@ import soundfile
 import yaml
 
 from s3prl_mi_probe.corpus.manifest import read_manifest
+from s3prl_mi_probe.demo_models import FOLDER as DEMO_MODELS_FOLDER
 
-DEMO_MODELS = Path(__file__).resolve().parent / "demo_models"
 DEFAULT_STEPS = 2000
 DEFAULT_CORPUS_UTTERANCES = 400
 DEFAULT_CORPUS_SEED = 1
@@ -190,7 +190,6 @@ def _relative(path, root: Path) -> str:
 def _write_features(utterances, folder: Path, audio_config: dict) -> list[str]:
     import numpy as np
     import torch
-
     from s3prl.upstream.apc.audio import create_transform
 
     preprocessor, _ = create_transform(copy.deepcopy(audio_config))
@@ -315,7 +314,9 @@ def _load(path):
 def read_training_losses(expdir: Path) -> list[list[float]]:
     """``[step, loss]`` pairs that s3prl's runner logged to tensorboard (one batch each)."""
     try:
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        from tensorboard.backend.event_processing.event_accumulator import (
+            EventAccumulator,
+        )
     except ImportError:
         return []
     accumulator = EventAccumulator(str(expdir), size_guidance={"scalars": 0})
@@ -348,7 +349,6 @@ def save_apc_checkpoint(path: Path, config: dict, model_state: dict, step=None, 
 def build_apc(config: dict, seed: int | None = None):
     """The APC of a checkpoint config (random weights; ``seed`` fixes them)."""
     import torch
-
     from s3prl.upstream.apc.apc import APC
 
     if seed is not None:
@@ -367,7 +367,6 @@ def write_random_apc(path: Path, like: Path, seed: int = 0) -> Path:
 def apc_loss(checkpoint: Path, manifest: Path, splits=("dev", "test")) -> float:
     """Mean L1 APC loss (s3prl's objective: predict the fbank ``n_future`` frames ahead) on held-out audio."""
     import torch
-
     from s3prl.upstream.apc.audio import create_transform
 
     state = _load(checkpoint)
@@ -392,7 +391,7 @@ def apc_loss(checkpoint: Path, manifest: Path, splits=("dev", "test")) -> float:
 
 
 def build_demo_models(
-    out: Path = DEMO_MODELS,
+    out: Path = DEMO_MODELS_FOLDER,
     work: Path | None = None,
     utterances: int = DEFAULT_CORPUS_UTTERANCES,
     corpus_seed: int = DEFAULT_CORPUS_SEED,
@@ -444,7 +443,7 @@ def main(argv=None):
         "apc_synth.ckpt and its random twin apc_random.ckpt.",
     )
     parser.add_argument(
-        "--out", type=Path, default=DEMO_MODELS, help="where the two checkpoints go (default: %(default)s)"
+        "--out", type=Path, default=DEMO_MODELS_FOLDER, help="where the two checkpoints go (default: %(default)s)"
     )
     parser.add_argument(
         "--work", type=Path, help="keep the corpus, configs and s3prl's experiment here (default: a temporary folder)"

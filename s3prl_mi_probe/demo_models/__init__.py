@@ -4,3 +4,7 @@
 espeak-ng corpus (rebuild it with ``python -m s3prl_mi_probe.pretrain_demo``); ``apc_random.ckpt`` is
 the same architecture randomly initialised, the control. Both load with s3prl's ``apc_local``.
 """
+
+from pathlib import Path
+
+FOLDER = Path(__file__).resolve().parent
