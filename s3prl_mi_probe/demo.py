@@ -10,6 +10,7 @@ with s3prl's own APC recipe on synthetic speech) next to the same APC randomly i
 where the network allows).
 """
 
+import json
 from pathlib import Path
 
 from s3prl_mi_probe.atomic import write_text_atomic
@@ -53,6 +54,19 @@ def default_upstreams(out):
     return [UpstreamSpec("fbank"), UpstreamSpec("mfcc"), UpstreamSpec("hubert_local", hubert), *present]
 
 
+def _task_sizes(sweep_dirs):
+    """A pipe table of classes and segments per split of each swept task, from its provenance."""
+    lines = ["| task | classes | train segments | dev segments | test segments |", "| --- | --- | --- | --- | --- |"]
+    for sweep_dir in sweep_dirs:
+        provenance = json.loads((sweep_dir / "sweep.json").read_text())["provenance"]
+        segments = provenance["segments"]
+        lines.append(
+            f"| {provenance['task']['task']} | {len(provenance['classes'])} | {segments['train']} | "
+            f"{segments['dev']} | {segments['test']} |"
+        )
+    return "\n".join(lines)
+
+
 def run_demo(out, upstreams=None, num_utterances=240, seed=0, device="cpu", min_count=5):
     """Run the demo into ``out``; returns the path of its report."""
     out = Path(out)
@@ -72,7 +86,7 @@ def run_demo(out, upstreams=None, num_utterances=240, seed=0, device="cpu", min_
         f"segments. Upstreams: {', '.join(spec.label for spec in upstreams)}. Linear probes on every layer, L2 "
         f"and early stopping chosen on dev, numbers on test. Class counts, dropped segments, versions and "
         f"checksums: `phone/sweep.json`, `word/sweep.json`. Rerunning with the same seed gives the same "
-        f"numbers.\n\n{MODEL_NOTES}"
+        f"numbers.\n\n{_task_sizes(sweep_dirs)}\n\n{MODEL_NOTES}"
     )
     report = out / "report.md"
     comparison = outputs["markdown"].read_text().split("\n", 1)[1]  # below compare's own title

@@ -29,6 +29,7 @@ def test_reduced_demo_writes_the_report(demo_out):
     for section in ("Task: phone", "Task: word", "Best layer", "What was measured", "How to read this"):
         assert section in report, section
     assert "hubert_local:tiny_hubert" in report
+    assert "| task | classes | train segments | dev segments | test segments |" in report
     for task in ("phone", "word"):
         for metric in ("mi_bits", "accuracy", "margin"):
             assert (demo_out / "plots" / f"{task}_{metric}.png").is_file()
