@@ -87,7 +87,7 @@ def probe_cached_layers(cache, label, task_name, settings, device="cpu", progres
     from s3prl_mi_probe.probe.train import fit_layer_probes
 
     splits = {split: cache.split(split) for split in ("train", "dev", "test")}
-    as_arrays = {split: ([np.asarray(layer, dtype=np.float32) for layer in layers], labels)
+    as_arrays = {split: ([np.array(layer, dtype=np.float32) for layer in layers], labels)
                  for split, (layers, labels) in splits.items()}  # fmt: skip
     fitted = fit_layer_probes(
         as_arrays["train"], dev=as_arrays["dev"], probe=settings.probe, seed=settings.seed,
