@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from .errors import CorpusError, problem_at
 
 REQUIRED_COLUMNS = ("id", "audio", "alignment", "split")
@@ -21,6 +22,17 @@ class Utterance:
     split: str
     speaker: str | None
     line: int
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One utterance to write into a manifest (paths absolute or relative to the working folder)."""
+
+    id: str
+    audio: Path
+    alignment: Path
+    split: str
+    speaker: str | None = None
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
@@ -100,3 +112,25 @@ def _resolve(folder: Path, value: str) -> Path:
     """Resolve a manifest path against the manifest's folder."""
     candidate = Path(value).expanduser()
     return candidate if candidate.is_absolute() else folder / candidate
+
+
+def write_manifest(out: Path, rows: list[ManifestRow]) -> Path:
+    """Write ``out/manifest.tsv`` atomically and return its path.
+
+    Paths inside ``out`` are written relative to it, others absolute; the speaker column
+    is written when any row has a speaker.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    with_speaker = any(row.speaker for row in rows)
+    lines = ["\t".join([*REQUIRED_COLUMNS] + (["speaker"] if with_speaker else []))]
+    for row in rows:
+        fields = [row.id, _manifest_path(row.audio, out), _manifest_path(row.alignment, out), row.split]
+        lines.append("\t".join(fields + ([row.speaker or ""] if with_speaker else [])))
+    manifest = out / "manifest.tsv"
+    write_text_atomic(manifest, "\n".join(lines) + "\n")
+    return manifest
+
+
+def _manifest_path(path: Path, out: Path) -> str:
+    path = path.absolute()
+    return path.relative_to(out.absolute()).as_posix() if path.is_relative_to(out.absolute()) else str(path)

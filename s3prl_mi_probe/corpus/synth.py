@@ -25,10 +25,10 @@ import soundfile
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from ..atomic import write_bytes_atomic, write_text_atomic
+from ..atomic import write_bytes_atomic
 from . import espeak
 from .audio import SAMPLE_RATE
-from .manifest import REQUIRED_COLUMNS
+from .manifest import ManifestRow, write_manifest
 from .tones import SILENCE, write_textgrid
 
 DEFAULT_VOICES = (
@@ -86,12 +86,11 @@ def synthesize_corpus(
         splits = [split_of_job[job.utterance_id] for job in jobs]
     _synthesize_jobs(out, {voice: [job for job, s in zip(jobs, speakers) if s == voice] for voice in voices})
 
-    rows = ["\t".join((*REQUIRED_COLUMNS, "speaker"))] + [
-        "\t".join((job.utterance_id, f"{job.utterance_id}.wav", f"{job.utterance_id}.TextGrid", split, speaker))
+    rows = [
+        ManifestRow(job.utterance_id, out / f"{job.utterance_id}.wav", out / f"{job.utterance_id}.TextGrid", split, speaker)
         for job, split, speaker in zip(jobs, splits, speakers)
     ]
-    manifest = out / "manifest.tsv"
-    write_text_atomic(manifest, "\n".join(rows) + "\n")
+    manifest = write_manifest(out, rows)
     return manifest
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import soundfile
 
 from s3prl_mi_probe.atomic import write_text_atomic
+from s3prl_mi_probe.corpus.manifest import ManifestRow, write_manifest
 
 PHONE_INVENTORY = ("AA", "B", "K", "IY", "S", "M", "N", "T", "UW", "L", "R", "EH", "F", "G", "OW", "Z")
 WORD_NAMES = ("apple", "brick", "cloud", "drum", "echo", "fern", "glass", "hill")
@@ -94,18 +95,17 @@ def write_tone_corpus(
         _shuffle_tier_labels(layouts, "words", rng)
         _shuffle_tier_labels(layouts, "phones", rng)
 
-    header = ["id", "audio", "alignment", "split"] + (["speaker"] if speakers else [])
-    rows = ["\t".join(header)]
+    rows = []
     for index, (true_phones, tiers, duration) in enumerate(layouts):
         utterance_id = f"utt{index:03d}"
         audio = _synthesize(true_phones, fundamentals, duration, sample_rate, rng)
-        soundfile.write(root / f"{utterance_id}.wav", audio, sample_rate, subtype="PCM_16")
+        audio_path = root / f"{utterance_id}.wav"
+        soundfile.write(audio_path, audio, sample_rate, subtype="PCM_16")
         write_textgrid(root / f"{utterance_id}.TextGrid", tiers, duration)
-        row = [utterance_id, f"{utterance_id}.wav", f"{utterance_id}.TextGrid", pattern[index % len(pattern)]]
-        rows.append("\t".join(row + ([speakers[index % len(speakers)]] if speakers else [])))
-    manifest = root / "manifest.tsv"
-    manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return manifest
+        speaker = speakers[index % len(speakers)] if speakers else None
+        split = pattern[index % len(pattern)]
+        rows.append(ManifestRow(utterance_id, audio_path, root / f"{utterance_id}.TextGrid", split, speaker))
+    return write_manifest(root, rows)
 
 
 def _vocabulary(phones: tuple[str, ...]) -> dict[str, tuple[str, ...]]:

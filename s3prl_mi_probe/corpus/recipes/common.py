@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -10,9 +9,9 @@ import numpy as np
 import soundfile
 from praatio import textgrid
 
-from ...atomic import write_text_atomic
 from ..audio import audio_info
 from ..errors import CorpusError
+from ..manifest import ManifestRow, write_manifest
 from ..summary import corpus_summary
 from ..tones import write_textgrid
 
@@ -24,17 +23,6 @@ Interval = tuple[float, float, str]
 
 class InputProblem(ValueError):
     """One unusable input file; the message names the file and says why."""
-
-
-@dataclass(frozen=True)
-class ManifestRow:
-    """One utterance of a recipe's manifest."""
-
-    id: str
-    audio: Path
-    alignment: Path
-    split: str
-    speaker: str | None = None
 
 
 def assign_splits(keys: list[str], dev_fraction: float, test_fraction: float, seed: int) -> dict[str, str]:
@@ -105,28 +93,6 @@ def convert_textgrid(
         label_of = relabel.get(ours, str)
         converted[ours] = [(start, end, label_of(label)) for start, end, label in tiers[theirs]]
     write_textgrid(target, converted, duration)
-
-
-def write_manifest(out: Path, rows: list[ManifestRow]) -> Path:
-    """Write ``out/manifest.tsv`` atomically and return its path.
-
-    Paths inside ``out`` are written relative to it, others absolute; the speaker column
-    is written when any row has a speaker.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    with_speaker = any(row.speaker for row in rows)
-    lines = ["\t".join(["id", "audio", "alignment", "split"] + (["speaker"] if with_speaker else []))]
-    for row in rows:
-        fields = [row.id, _manifest_path(row.audio, out), _manifest_path(row.alignment, out), row.split]
-        lines.append("\t".join(fields + ([row.speaker or ""] if with_speaker else [])))
-    manifest = out / "manifest.tsv"
-    write_text_atomic(manifest, "\n".join(lines) + "\n")
-    return manifest
-
-
-def _manifest_path(path: Path, out: Path) -> str:
-    path = path.absolute()
-    return path.relative_to(out.absolute()).as_posix() if path.is_relative_to(out.absolute()) else str(path)
 
 
 def skipped_note(what: str, names: list[str]) -> str:

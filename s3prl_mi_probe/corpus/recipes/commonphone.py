@@ -7,7 +7,8 @@ from functools import partial
 from pathlib import Path
 
 from ..segments import DEFAULT_SILENCE_LABELS
-from .common import InputProblem, ManifestRow, check_audio, convert_textgrid, finish_recipe
+from ..manifest import ManifestRow
+from .common import InputProblem, check_audio, convert_textgrid, finish_recipe
 
 CSV_SPLITS = ("train", "dev", "test")
 MAUS_TIERS = {"phones": "MAU", "words": "ORT-MAU"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..manifest import SPLITS
-from .common import OUR_TIERS, InputProblem, ManifestRow, check_audio, finish_recipe, read_tiers, skipped_note
+from ..manifest import ManifestRow
+from .common import OUR_TIERS, InputProblem, check_audio, finish_recipe, read_tiers, skipped_note
 
 
 def prepare_librispeech(root: Path, alignments: Path, splits: list[str], out: Path) -> Path:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CorpusError
+from ..manifest import ManifestRow
 from .common import (
     OUR_TIERS,
     InputProblem,
-    ManifestRow,
     assign_splits,
     check_audio,
     convert_textgrid,

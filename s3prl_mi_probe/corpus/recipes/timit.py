@@ -11,7 +11,8 @@ import soundfile
 
 from ...atomic import write_bytes_atomic
 from ..tones import write_textgrid
-from .common import Interval, InputProblem, ManifestRow, finish_recipe
+from ..manifest import ManifestRow
+from .common import Interval, InputProblem, finish_recipe
 
 # The 24 core test speakers (2 male, 1 female per dialect region DR1..DR8).
 CORE_TEST_SPEAKERS = frozenset("""
