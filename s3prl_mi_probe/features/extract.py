@@ -14,7 +14,7 @@ from tqdm import tqdm
 from s3prl_mi_probe.corpus.audio import SAMPLE_RATE, load_audio
 from s3prl_mi_probe.features.all_layers import describe_upstream, hidden_state_list
 from s3prl_mi_probe.features.cache import SPLIT_CODES, LayerCache, cache_key, key_inputs
-from s3prl_mi_probe.features.pooling import segment_pooling_matrix, valid_frames
+from s3prl_mi_probe.features.pooling import pool_segments, segment_pooling_matrix, valid_frames
 from s3prl_mi_probe.provenance import file_sha256
 
 MIN_SEGMENT_SAMPLES = 400  # one 25 ms frame: shorter segment audio is zero padded (audio slicing)
@@ -117,7 +117,7 @@ class Extractor:
         for index, ((utterance, _), wave) in enumerate(zip(chunk_items, waves)):
             frames = valid_frames(len(wave), self.downsample_rate, layers[0].size(1))
             matrix = segment_pooling_matrix(utterance.starts, utterance.ends, frames, self.downsample_rate)
-            pooled.append([self._to_numpy(matrix @ layer[index, :frames].float().cpu()) for layer in layers])
+            pooled.append([self._to_numpy(pool_segments(layer[index, :frames].float(), matrix).cpu()) for layer in layers])
         return pooled
 
     def _pool_segment_audio(self, utterance, wave):

@@ -32,5 +32,5 @@ def segment_pooling_matrix(starts, ends, num_frames, downsample_rate, sample_rat
 
 
 def pool_segments(hidden, pooling_matrix):
-    """Pool frames ``[L, T, D]`` into segments ``[L, S, D]`` with a matrix from segment_pooling_matrix."""
+    """Pool frames ``[..., T, D]`` into segments ``[..., S, D]`` with a matrix from segment_pooling_matrix."""
     return torch.matmul(pooling_matrix.to(hidden.device, hidden.dtype), hidden)
