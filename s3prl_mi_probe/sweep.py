@@ -49,13 +49,13 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
     group = join_process_group(settings.device)
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else out / "cache"
     manifest_sha256 = file_sha256(manifest)
-    rows, caches = [], {}
+    rows, extracted = [], {}
     for spec in upstreams:
         extractor = Extractor(spec, group.device, settings.slicing, settings.dtype, settings.batch_size)
         cache = extractor.extract(
             task, manifest_sha256, cache_dir, group.rank, group.world_size, group.barrier, progress=progress
         )
-        caches[spec.label] = str(cache.root)
+        extracted[spec.label] = {"cache": str(cache.root), "checkpoint_sha256": extractor.checkpoint_sha256}
         if group.leader:
             rows += probe_cached_layers(cache, spec.label, task_options.task, settings, group.device, progress)
     group.close()
@@ -67,7 +67,7 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
         "manifest_sha256": manifest_sha256,
         "upstreams": [
             {"label": spec.label, "name": spec.name, "checkpoint": str(spec.checkpoint or ""),
-             "checkpoint_sha256": file_sha256(spec.checkpoint), "cache": caches[spec.label]}
+             **extracted[spec.label]}
             for spec in upstreams
         ],  # fmt: skip
         "task": asdict(task_options),

@@ -48,12 +48,13 @@ class Extractor:
             raise ValueError(f"dtype must be 'float32' or 'float16', not {dtype!r}")
         self.spec, self.device, self.slicing, self.dtype, self.batch_size = spec, device, slicing, dtype, batch_size
         self.upstream = spec.load(device)
+        self.checkpoint_sha256 = file_sha256(spec.checkpoint)
         self.layer_dims, self.downsample_rate = describe_upstream(self.upstream, device)
 
     def cache_root(self, cache_dir, task, manifest_sha256):
         """The cache folder of this upstream, task and options."""
         inputs = key_inputs(
-            self.spec, file_sha256(self.spec.checkpoint), manifest_sha256, task.options,
+            self.spec, self.checkpoint_sha256, manifest_sha256, task.options,
             self.slicing, self.dtype, self.batch_size,
         )  # fmt: skip
         safe_label = self.spec.label.replace("/", "_").replace(":", "_")
