@@ -178,13 +178,15 @@ def fit_layer_probes(
     patience=6,
     lr=1e-2,
     progress=True,
+    classes=None,
 ):
     """Fit one probe per layer on ``train = (X, y)``, choosing L2, and early-stopped or converged, per layer on dev CE.
 
     ``X`` is ``[L, N, D]`` or a list of L ``[N, D_l]`` arrays (zero-padded to the widest), ``y`` integer
     labels ``[N]``. ``dev`` is ``(X, y)`` or, when None, carved from train: whole ``groups`` (one id per
     train row) when given, else random rows, about 10% either way, seeded. Dev rows of classes unseen in
-    train are dropped. Returns a :class:`FittedProbes`.
+    train are dropped. ``classes`` fixes the label set the probes choose among (default: the labels
+    seen in train; MDL needs all of them while training on a prefix). Returns a :class:`FittedProbes`.
     """
     kind = probe_kind(probe)
     generator = torch.Generator().manual_seed(seed)
@@ -193,7 +195,9 @@ def fit_layer_probes(
         dev_rows = carve_dev(labels.size, groups, seed)
         dev = (features[:, torch.as_tensor(dev_rows)], labels[dev_rows])
         features, labels = features[:, torch.as_tensor(~dev_rows)], labels[~dev_rows]
-    classes = np.unique(labels)
+    classes = np.unique(labels) if classes is None else np.unique(np.asarray(classes))
+    if not np.isin(labels, classes).all():
+        raise ValueError("train labels outside the given classes")
     num_layers, _, dim = features.shape
     dev_features, dev_labels = stack_layers(dev[0]), dev[1]
     dev_targets, dev_known = encode_labels(dev_labels, classes)
