@@ -8,17 +8,21 @@ training each probe on its own. Each probe has its own learning rate, halved at 
 the bank. What an epoch yields, and what dev judges, is the average of the probe's iterates over
 that epoch (less minibatch noise); every probe keeps its best dev epoch.
 
-Then every probe is *polished*: from its early-stopped parameters, full-batch gradient descent with
-a Barzilai–Borwein step of its own runs to the optimum of its regularised train objective (the
-solution scikit-learn finds for that L2). Per layer, the candidate with the lowest dev cross-entropy
-wins, over all L2 strengths and both fits ("early_stop" and "converged").
+Then every linear probe is *polished*: from its early-stopped parameters, full-batch gradient
+descent with a Barzilai–Borwein step of its own runs to the optimum of its regularised train objective
+(the solution scikit-learn finds for that L2). MLP probes have no such optimum to run to and keep their
+early-stopped fit. Per layer, the candidate with the lowest dev cross-entropy wins, over all L2
+strengths and the fits there are ("early_stop", and for linear probes "converged").
 
-L2 convention: a probe minimises ``mean_i CE_i (nats) + l2 / 2 * ||W||_F^2`` (bias not penalised),
-which is scikit-learn's ``LogisticRegression`` objective divided by ``C * N``: ``C = 1 / (l2 * N)``.
+L2 convention: a probe minimises ``mean_i CE_i (nats) + l2 / 2 * sum ||W||_F^2`` over its weight
+matrices (biases not penalised). For the linear probe this is scikit-learn's ``LogisticRegression``
+objective divided by ``C * N``: ``C = 1 / (l2 * N)``.
 """
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -29,6 +33,7 @@ from tqdm import tqdm
 from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
 from s3prl_mi_probe.probe.linear import LayerwiseLinearProbe
+from s3prl_mi_probe.probe.mlp import LayerwiseMLPProbe
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
 
 DEFAULT_L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -39,17 +44,39 @@ ADAM_EPS = 1e-8
 POLISH_TOL = 1e-4
 POLISH_MAX_STEPS = 30
 FITS = ("early_stop", "converged")
+DEFAULT_HIDDEN_DIM = 256
 
 
 @dataclass(frozen=True)
 class ProbeKind:
-    """How to build a bank of ``num_probes`` probes and which of its parameters the L2 term covers."""
+    """A kind of probe bank.
 
-    build: type
+    ``build(num_probes, input_dim, num_classes, hidden_dim=..., seed=...)`` makes the bank,
+    ``penalized`` names the parameters the L2 term covers, ``convex`` says whether the train objective
+    is convex, so that polishing to its optimum (the "converged" fit) is meaningful.
+    """
+
+    build: Callable
     penalized: tuple
+    convex: bool
 
 
-PROBE_KINDS = {"linear": ProbeKind(build=LayerwiseLinearProbe, penalized=("weight",))}
+def _linear_bank(num_probes, input_dim, num_classes, hidden_dim=DEFAULT_HIDDEN_DIM, seed=0):
+    """A :class:`LayerwiseLinearProbe` bank; it has no hidden layer and starts at zero, so ignores both options."""
+    return LayerwiseLinearProbe(num_probes, input_dim, num_classes)
+
+
+def _mlp_kind(depth):
+    """MLP probes with ``depth`` hidden layers; L2 covers every weight matrix."""
+    hidden_weights = tuple(f"hidden_weights.{layer}" for layer in range(depth))
+    return ProbeKind(build=partial(LayerwiseMLPProbe, depth=depth), penalized=(*hidden_weights, "weight"), convex=False)
+
+
+PROBE_KINDS = {
+    "linear": ProbeKind(build=_linear_bank, penalized=("weight",), convex=True),
+    "mlp1": _mlp_kind(1),
+    "mlp2": _mlp_kind(2),
+}
 
 
 def probe_kind(name):
@@ -57,6 +84,15 @@ def probe_kind(name):
     if name not in PROBE_KINDS:
         raise ValueError(f"unsupported probe {name!r}; supported: {sorted(PROBE_KINDS)}")
     return PROBE_KINDS[name]
+
+
+def build_probe_bank(kind_name, num_probes, input_dim, num_classes, hidden_dim=DEFAULT_HIDDEN_DIM, seed=0):
+    """A bank of ``num_probes`` independent probes of kind ``kind_name`` (a key of ``PROBE_KINDS``).
+
+    It maps features ``[P, N, input_dim]`` to logits ``[P, N, num_classes]``. ``hidden_dim`` is the
+    width of MLP probes and ``seed`` draws their hidden weights; linear banks start at zero.
+    """
+    return probe_kind(kind_name).build(num_probes, input_dim, num_classes, hidden_dim=hidden_dim, seed=seed)
 
 
 def stack_layers(features):
@@ -95,7 +131,7 @@ class FittedProbes:
     """Per-layer probes chosen on dev: the probe, the train standardizer, and what was chosen.
 
     ``epochs`` counts the Adam epochs of the chosen probe; ``fit`` says whether it won early-stopped
-    or converged (see the module docstring).
+    or converged (see the module docstring); ``kind`` names the probe kind (a key of ``PROBE_KINDS``).
     """
 
     probe: torch.nn.Module
@@ -113,7 +149,7 @@ class FittedProbes:
         Rows whose label was not among the training classes are dropped and counted.
         """
         targets, known = encode_labels(labels, self.classes)
-        device = self.probe.bias.device
+        device = next(self.probe.parameters()).device
         inputs = self.standardizer(stack_layers(features)[:, torch.as_tensor(known)].to(device))
         targets = targets.to(device)
         logits = self.probe(inputs)
@@ -179,6 +215,7 @@ def fit_layer_probes(
     lr=1e-2,
     progress=True,
     classes=None,
+    hidden_dim=DEFAULT_HIDDEN_DIM,
 ):
     """Fit one probe per layer on ``train = (X, y)``, choosing L2, and early-stopped or converged, per layer on dev CE.
 
@@ -186,7 +223,8 @@ def fit_layer_probes(
     labels ``[N]``. ``dev`` is ``(X, y)`` or, when None, carved from train: whole ``groups`` (one id per
     train row) when given, else random rows, about 10% either way, seeded. Dev rows of classes unseen in
     train are dropped. ``classes`` fixes the label set the probes choose among (default: the labels
-    seen in train; MDL needs all of them while training on a prefix). Returns a :class:`FittedProbes`.
+    seen in train; MDL needs all of them while training on a prefix). ``probe`` is a key of
+    ``PROBE_KINDS``; ``hidden_dim`` is the width of MLP probes. Returns a :class:`FittedProbes`.
     """
     kind = probe_kind(probe)
     generator = torch.Generator().manual_seed(seed)
@@ -215,22 +253,27 @@ def fit_layer_probes(
 
     l2_grid = [float(l2) for l2 in (DEFAULT_L2_GRID if l2_grid is None else l2_grid)]
     num_candidates = len(l2_grid)
-    bank = kind.build(num_layers * num_candidates, dim, len(classes)).to(device)
+    bank = build_probe_bank(probe, num_layers * num_candidates, dim, len(classes), hidden_dim, seed).to(device)
     layer_of = torch.arange(num_layers, device=device).repeat_interleave(num_candidates)
     l2 = torch.tensor(l2_grid, device=device).repeat(num_layers)
     best = _train_bank(
         bank, kind, features, targets, dev_features, dev_targets, layer_of, l2,
         generator, max_epochs, batch_size, patience, lr, progress,
     )
-    with flushed_denormals():
-        converged, _ = _polish_bank(bank, kind, best["params"], features, targets, layer_of, l2, POLISH_TOL, POLISH_MAX_STEPS)
-        converged_dev = bank_cross_entropy(bank, converged, dev_features, dev_targets, layer_of)
-    dev_ce = torch.stack([best["dev_ce"], converged_dev]).view(len(FITS), num_layers, num_candidates)
+    fits, fits_dev_ce = [best["params"]], [best["dev_ce"]]
+    if kind.convex:
+        with flushed_denormals():
+            converged, _ = _polish_bank(
+                bank, kind, best["params"], features, targets, layer_of, l2, POLISH_TOL, POLISH_MAX_STEPS
+            )
+            fits_dev_ce.append(bank_cross_entropy(bank, converged, dev_features, dev_targets, layer_of))
+        fits.append(converged)
+    dev_ce = torch.stack(fits_dev_ce).view(len(fits), num_layers, num_candidates)
     chosen = dev_ce.transpose(0, 1).reshape(num_layers, -1).argmin(1)
     fit, chosen = chosen // num_candidates, chosen % num_candidates
     picks = torch.arange(num_layers, device=device) * num_candidates + chosen
-    candidates = {name: torch.stack([value, converged[name]]) for name, value in best["params"].items()}
-    fitted = kind.build(num_layers, dim, len(classes)).to(device)
+    candidates = {name: torch.stack([params[name] for params in fits]) for name in best["params"]}
+    fitted = build_probe_bank(probe, num_layers, dim, len(classes), hidden_dim, seed).to(device)
     fitted.load_state_dict({name: value[fit, picks] for name, value in candidates.items()})
     return FittedProbes(
         probe=fitted,
@@ -370,10 +413,10 @@ def _broadcast(per_probe, like):
 
 
 def probe_layers(train, test, dev=None, probe="linear", seed=0, device="cpu", groups=None, l2_grid=None,
-                 max_epochs=100, batch_size=256, patience=6, progress=True):
+                 max_epochs=100, batch_size=256, patience=6, progress=True, hidden_dim=DEFAULT_HIDDEN_DIM):
     """Test-split metric rows, one per layer: probes fitted by :func:`fit_layer_probes`, evaluated on ``test``."""
     fitted = fit_layer_probes(
         train, dev=dev, probe=probe, seed=seed, device=device, groups=groups, l2_grid=l2_grid,
-        max_epochs=max_epochs, batch_size=batch_size, patience=patience, progress=progress,
+        max_epochs=max_epochs, batch_size=batch_size, patience=patience, progress=progress, hidden_dim=hidden_dim,
     )
     return fitted.evaluate(*test, split="test")
