@@ -1,4 +1,4 @@
-"""Barber–Agakov bound pieces, in bits: label entropy and held-out cross-entropy.
+"""Barber–Agakov bound pieces, in bits: label entropy (plug-in, Miller–Madow) and held-out cross-entropy.
 
 I(Z;Y) >= H(Y) - CE, with CE = E[-log2 q(y|z)] measured on held-out data (design.md §1).
 Nats are converted to bits once, here.
@@ -17,6 +17,13 @@ def entropy_bits(counts):
     counts = np.asarray(counts, dtype=np.float64)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log2(p)).sum())
+
+
+def miller_madow_entropy_bits(counts):
+    """Miller–Madow entropy (bits): plug-in entropy + (K_observed - 1) / (2 N ln 2), K_observed the non-empty bins."""
+    counts = np.asarray(counts, dtype=np.float64)
+    observed = int((counts > 0).sum())
+    return entropy_bits(counts) + (observed - 1) / (2 * counts.sum() * LN2)
 
 
 def cross_entropy_bits(logits, labels):
