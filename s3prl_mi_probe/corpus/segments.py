@@ -19,6 +19,7 @@ from .manifest import SPLITS, Utterance, parse_manifest
 
 DEFAULT_SILENCE_LABELS = ("", "sil", "sp", "spn", "<unk>", "h#", "pau", "epi", "<p:>", "(...)")
 TIER_OF_TASK = {"phone": "phones", "word": "words"}
+WORD_TIER = "words"
 DROP_REASONS = ("silence", "too_short", "too_long", "rare_class")
 AUDIO_END_TOLERANCE = 0.010  # seconds an interval may run past the audio end (it is then clipped)
 _TIME_EPSILON = 1e-6  # absorbs decimal rounding of TextGrid times
@@ -80,6 +81,7 @@ class UtteranceSegments:
     starts: np.ndarray
     ends: np.ndarray
     labels: np.ndarray
+    words: np.ndarray | None = None  # phone task: the word each segment lies in (None without a words tier)
 
 
 @dataclass
@@ -120,6 +122,7 @@ class _LabelledUtterance:
     starts: np.ndarray
     ends: np.ndarray
     labels: list[str]
+    words: np.ndarray | None = None
 
 
 class _Unusable(Exception):
@@ -172,7 +175,8 @@ def _read_utterance(utterance: Utterance, tier_name: str) -> tuple[_LabelledUtte
     except _Unusable as problem:
         problems.append(str(problem))
     try:
-        intervals = _read_interval_tier(utterance.alignment, tier_name)
+        grid = _open_textgrid(utterance.alignment)
+        intervals = _interval_tier(grid, utterance.alignment, tier_name)
     except _Unusable as problem:
         problems.append(str(problem))
     if problems:
@@ -190,6 +194,9 @@ def _read_utterance(utterance: Utterance, tier_name: str) -> tuple[_LabelledUtte
     starts = np.array([i.start for i in intervals], dtype=np.float64)
     ends = np.minimum(np.array([i.end for i in intervals], dtype=np.float64), audio_end)
     not_empty = ends > starts
+    words = None
+    if tier_name != WORD_TIER and WORD_TIER in grid.tierNames:
+        words = _enclosing_labels(grid.getTier(WORD_TIER), (starts + ends)[not_empty] / 2)
     labelled = _LabelledUtterance(
         utterance=utterance,
         num_samples=num_samples,
@@ -197,6 +204,7 @@ def _read_utterance(utterance: Utterance, tier_name: str) -> tuple[_LabelledUtte
         starts=starts[not_empty],
         ends=ends[not_empty],
         labels=[i.label for i, keep in zip(intervals, not_empty) if keep],
+        words=words,
     )
     return labelled, []
 
@@ -211,8 +219,17 @@ def _probe_audio(path: Path) -> tuple[int, int]:
         raise _Unusable(f"audio {path}: unreadable ({error})") from error
 
 
-def _read_interval_tier(path: Path, tier_name: str) -> list:
-    """The non-empty intervals of one tier of a TextGrid, or _Unusable saying why not."""
+def _enclosing_labels(tier, times: np.ndarray) -> np.ndarray:
+    """Per time, the label of the interval of ``tier`` that contains it ('' where none does)."""
+    labels = np.full(times.size, "", dtype=object)
+    if isinstance(tier, textgrid.IntervalTier):
+        for entry in tier.entries:
+            labels[(times >= entry.start) & (times < entry.end)] = entry.label.strip()
+    return labels
+
+
+def _open_textgrid(path: Path):
+    """A parsed TextGrid, or _Unusable saying why not."""
     if not path.is_file():
         raise _Unusable(f"alignment {path}: file not found")
     try:
@@ -223,6 +240,11 @@ def _read_interval_tier(path: Path, tier_name: str) -> list:
         raise _Unusable(
             f"alignment {path}: malformed TextGrid ({type(error).__name__}: {_one_line(error)})"
         ) from error
+    return grid
+
+
+def _interval_tier(grid, path: Path, tier_name: str) -> list:
+    """The non-empty intervals of one tier of a parsed TextGrid, or _Unusable saying why not."""
     if tier_name not in grid.tierNames:
         present = ", ".join(f"'{name}'" for name in grid.tierNames) or "none"
         raise _Unusable(f"alignment {path}: no '{tier_name}' tier (tiers present: {present})")
@@ -281,7 +303,8 @@ def _filter_segments(
             continue
         keep.append(False)
     mask = np.array(keep, dtype=bool)
-    return replace(utterance, starts=utterance.starts[mask], ends=utterance.ends[mask], labels=labels)
+    words = None if utterance.words is None else utterance.words[mask]
+    return replace(utterance, starts=utterance.starts[mask], ends=utterance.ends[mask], labels=labels, words=words)
 
 
 def _choose_classes(train: list[_LabelledUtterance], options: TaskOptions) -> list[str]:
@@ -308,6 +331,7 @@ def _encode(utterances: list[_LabelledUtterance], classes: list[str], dropped: C
                 starts=utterance.starts[mask],
                 ends=utterance.ends[mask],
                 labels=np.array([index_of[l] for l in utterance.labels if l in index_of], dtype=np.int64),
+                words=None if utterance.words is None else utterance.words[mask],
             )
         )
     return encoded
