@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from s3prl_mi_probe.report.compare import compare_sweeps
 from s3prl_mi_probe.report.plots import plot_layer_curves, plot_sweep
-from s3prl_mi_probe.report.rows import SWEEP_COLUMNS, best_layers, read_sweep_csv, write_sweep_csv
+from s3prl_mi_probe.report.rows import METRIC_COLUMNS, SWEEP_COLUMNS, best_layers, read_sweep_csv, write_sweep_csv
 from s3prl_mi_probe.report.tensorboard import run_folder_name, write_sweep_events
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -23,12 +23,18 @@ def fake_rows(upstream, num_layers, peak_layer, peak_bits, tasks=("phone",)):
         for layer in range(num_layers):
             for split, offset in (("dev", 0.05), ("test", 0.0)):
                 mi = peak_bits * math.exp(-((layer - peak_layer) / 3.0) ** 2) + offset
+                accuracy = min(0.99, 0.1 + mi / H_Y[task])
                 rows.append({
                     "upstream": upstream, "layer": layer, "probe": "linear", "task": task, "split": split,
-                    "mi_bits": mi, "h_y_bits": H_Y[task], "ce_bits": H_Y[task] - mi,
-                    "accuracy": min(0.99, 0.1 + mi / H_Y[task]), "margin_median": 0.3 * mi - 0.2,
+                    "mi_bits": mi, "h_y_bits": H_Y[task], "h_y_mm_bits": H_Y[task] + 0.01, "ce_bits": H_Y[task] - mi,
+                    "accuracy": accuracy, "mi_bits_ci_low": mi - 0.1, "mi_bits_ci_high": mi + 0.125,
+                    "accuracy_ci_low": accuracy - 0.01, "accuracy_ci_high": accuracy + 0.01,
+                    "margin_median": 0.3 * mi - 0.2,
                     "margin_p10": 0.1 * mi - 0.5, "margin_min": -1.0 / 3.0, "margin_positive_frac": mi / 6.0,
                     "num_segments": 1234, "num_classes": 39 if task == "phone" else 500,
+                    "control_accuracy": 0.25, "control_mi_bits": 0.0625, "selectivity": accuracy - 0.25,
+                    "mdl_bits": 1234.5 - layer, "compression": 2.5, "hard_margin": None,
+                    "num_seeds": 1, "mi_bits_seed_std": None, "accuracy_seed_std": None,
                 })
     return rows
 
@@ -107,7 +113,9 @@ def test_tensorboard_events_have_expected_tags(tmp_path):
     tags = set(events.Tags()["scalars"])
     assert "phone/linear/test/mi_bits" in tags
     assert "word/linear/dev/margin_positive_frac" in tags
-    assert len(tags) == 2 * 2 * 8
+    # Every metric column with a value, per task and split; empty analysis columns are skipped.
+    assert len(tags) == 2 * 2 * sum(rows[0][column] is not None for column in METRIC_COLUMNS)
+    assert "phone/linear/test/selectivity" in tags and "phone/linear/test/hard_margin" not in tags
     mi = events.Scalars("phone/linear/test/mi_bits")
     assert [event.step for event in mi] == [0, 1, 2]
     expected = [row["mi_bits"] for row in rows if row["upstream"] == "hubert_local:tiny_hubert"

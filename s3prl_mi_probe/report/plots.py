@@ -19,6 +19,10 @@ AXIS_LABELS = {
     "margin_p10": "geometric margin, 10th percentile (standardised units)",
     "margin_min": "geometric margin, minimum (standardised units)",
     "margin_positive_frac": "fraction of segments with positive margin",
+    "selectivity": "selectivity (accuracy - control accuracy)",
+    "mdl_bits": "MDL online codelength (bits)",
+    "compression": "compression (uniform / online codelength)",
+    "hard_margin": "hard (max-)margin of train features (standardised units)",
 }
 PLOT_FILE_STEMS = {"mi_bits": "mi_bits", "accuracy": "accuracy", "margin_median": "margin"}
 
@@ -30,6 +34,14 @@ def _curves(rows, split):
         if row["split"] == split:
             curves.setdefault((row["upstream"], row["task"], row["probe"]), []).append(row)
     return {key: sorted(curve, key=lambda row: row["layer"]) for key, curve in curves.items()}
+
+
+def _interval(curve, metric):
+    """``(low, high)`` lists of ``metric``'s confidence interval along a curve, or None without one."""
+    low, high = f"{metric}_ci_low", f"{metric}_ci_high"
+    if not all(row.get(low) is not None and row.get(high) is not None for row in curve):
+        return None
+    return [row[low] for row in curve], [row[high] for row in curve]
 
 
 def _draw_entropy_lines(axes, curves, label_tasks):
@@ -48,7 +60,8 @@ def plot_layer_curves(rows, metric, path, split="test", title=None):
     """Plot ``metric`` against layer, one line per (upstream, probe), and save a PNG atomically at ``path``.
 
     Each line's best layer (highest metric, lowest layer on ties) gets a star and a label; for
-    ``mi_bits`` each task's H(Y) is a dashed reference line. If the rows hold several tasks, the
+    ``mi_bits`` each task's H(Y) is a dashed reference line. Where the rows carry a confidence
+    interval (``<metric>_ci_low``/``_ci_high``, the bootstrap over test segments) it is a shaded band. If the rows hold several tasks, the
     task is added to each line's label.
     """
     curves = _curves(rows, split)
@@ -60,12 +73,18 @@ def plot_layer_curves(rows, metric, path, split="test", title=None):
     figure = Figure(figsize=(9, 5.2), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    banded = False
     for index, (key, curve) in enumerate(curves.items()):
         upstream, task, probe = key
         color = f"C{index % 10}"
         label = f"{upstream} · {probe}" + (f" · {task}" if label_tasks else "")
-        axes.plot([row["layer"] for row in curve], [row[metric] for row in curve],
+        layers = [row["layer"] for row in curve]
+        axes.plot(layers, [row[metric] for row in curve],
                   marker="o", markersize=4, linewidth=1.6, color=color, label=label)
+        interval = _interval(curve, metric)
+        if interval is not None:
+            axes.fill_between(layers, *interval, color=color, alpha=0.18, linewidth=0)
+            banded = True
         if key in best:
             top = best[key]
             axes.plot(top["layer"], top[metric], marker="*", markersize=15, color=color,
@@ -80,7 +99,8 @@ def plot_layer_curves(rows, metric, path, split="test", title=None):
     axes.set_xlabel("layer")
     axes.set_ylabel(AXIS_LABELS.get(metric, metric))
     tasks = ", ".join(dict.fromkeys(task for _, task, _ in curves))
-    axes.set_title(title or f"{tasks}: {metric} per layer ({split} split); ★ = best layer")
+    band = "; bands = 95% bootstrap CI" if banded else ""
+    axes.set_title(title or f"{tasks}: {metric} per layer ({split} split); ★ = best layer{band}")
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 

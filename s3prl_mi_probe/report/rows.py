@@ -8,19 +8,34 @@ from pathlib import Path
 from s3prl_mi_probe.atomic import write_text_atomic
 from s3prl_mi_probe.metrics.layer_metrics import METRIC_NAMES
 
-SWEEP_COLUMNS = ("upstream", "layer", "probe", "task", "split", *METRIC_NAMES)
+# Filled by the sweep's optional analyses; empty where an analysis was not asked for or does not apply.
+ANALYSIS_COLUMNS = (
+    "control_accuracy",
+    "control_mi_bits",
+    "selectivity",
+    "mdl_bits",
+    "compression",
+    "hard_margin",
+    "num_seeds",
+    "mi_bits_seed_std",
+    "accuracy_seed_std",
+)
+SWEEP_COLUMNS = ("upstream", "layer", "probe", "task", "split", *METRIC_NAMES, *ANALYSIS_COLUMNS)
 TEXT_COLUMNS = ("upstream", "probe", "task", "split")
-INT_COLUMNS = ("layer", "num_segments", "num_classes")
+INT_COLUMNS = ("layer", "num_segments", "num_classes", "num_seeds")
 METRIC_COLUMNS = tuple(c for c in SWEEP_COLUMNS if c not in TEXT_COLUMNS + INT_COLUMNS)
 
 
 def write_sweep_csv(path, rows):
-    """Atomically write rows (dicts with every SWEEP_COLUMNS key) as CSV; floats keep full precision."""
+    """Atomically write rows (dicts keyed by SWEEP_COLUMNS; a missing analysis column is an empty cell) as CSV.
+
+    Floats keep full precision.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(SWEEP_COLUMNS)
     for row in rows:
-        writer.writerow(["" if row[column] is None else row[column] for column in SWEEP_COLUMNS])
+        writer.writerow(["" if row.get(column) is None else row[column] for column in SWEEP_COLUMNS])
     write_text_atomic(path, buffer.getvalue())
 
 

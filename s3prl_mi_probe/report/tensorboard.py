@@ -28,7 +28,7 @@ def write_sweep_events(rows, tb_dir) -> dict:
             for row in sorted(upstream_rows, key=lambda row: row["layer"]):
                 prefix = f"{row['task']}/{row['probe']}/{row['split']}"
                 for metric in METRIC_COLUMNS:
-                    if row[metric] is not None:
+                    if row.get(metric) is not None:
                         writer.add_scalar(f"{prefix}/{metric}", row[metric], global_step=row["layer"])
         finally:
             writer.close()
