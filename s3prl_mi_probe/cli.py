@@ -40,17 +40,25 @@ def _sweep(args):
         task=args.task, min_count=args.min_count, max_classes=args.max_classes, fold_stress=args.fold_stress,
         min_duration=args.min_duration, max_duration=args.max_duration, seed=args.seed,
     )  # fmt: skip
-    settings = SweepSettings(
-        device=args.device, slicing=args.slicing, dtype=args.dtype, batch_size=args.batch_size,
-        probe=args.probe, seed=args.seed, cache_dir=args.cache_dir,
-    )  # fmt: skip
     try:
+        settings = SweepSettings(
+            device=args.device, slicing=args.slicing, dtype=args.dtype, batch_size=args.batch_size,
+            probes=_comma_list(args.probe or ["linear"]), hidden_dim=args.mlp_width, control=args.control,
+            seeds=args.seeds, mdl=args.mdl, hard_margin=args.hard_margin,
+            finetune_layers=tuple(map(int, _comma_list(args.finetune_layers))) if args.finetune_layers else None,
+            seed=args.seed, cache_dir=args.cache_dir,
+        )  # fmt: skip
         rows = run_sweep([UpstreamSpec.parse(spec) for spec in args.upstream], args.manifest, options, args.out, settings)
-    except CorpusError as error:
+    except (CorpusError, ValueError) as error:
         return f"s3prl-mi-probe sweep: {error}"
     if rows is not None:
         print(f"wrote {args.out}/sweep.csv, sweep.json, plots/, tb/")
     return 0
+
+
+def _comma_list(values):
+    """Items of repeated and/or comma-separated option values, in order."""
+    return tuple(item.strip() for value in values for item in value.split(",") if item.strip())
 
 
 def _compare(args):
@@ -85,7 +93,17 @@ def _add_sweep_parser(commands):
     sweep.add_argument("--cache-dir", type=Path, help="feature cache (default: OUT/cache)")
     sweep.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="cached feature type")
     sweep.add_argument("--batch-size", type=int, default=8, help="utterances per upstream forward")
-    sweep.add_argument("--probe", default="linear")
+    sweep.add_argument("--probe", action="append", metavar="KIND",
+                       help="linear (default), mlp1, mlp2, finetune; repeat or comma-separate for several curves")
+    sweep.add_argument("--mlp-width", type=int, default=256, help="hidden units of mlp1/mlp2 probes")
+    sweep.add_argument("--finetune-layers", action="append", metavar="L",
+                       help="layers to fine-tune from (comma-separated; default: every layer)")
+    sweep.add_argument("--control", metavar="KEY",
+                       help="control task keyed on segment, word_type (phone task) or speaker: adds selectivity")
+    sweep.add_argument("--seeds", type=int, default=1, help="train every probe with this many seeds (mean, std)")
+    sweep.add_argument("--mdl", action="store_true", help="MDL online codelength and compression per layer")
+    sweep.add_argument("--hard-margin", action="store_true",
+                       help="max-margin (Crammer-Singer) of layers whose train features are separable")
     sweep.set_defaults(handler=_sweep)  # fmt: skip
 
 

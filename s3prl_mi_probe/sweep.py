@@ -1,9 +1,12 @@
 """The layer sweep: every layer of every upstream from one extraction pass, probes on cached features.
 
 For each upstream: extract all hidden states once into the on-disk cache (sharded across torchrun
-processes when launched so), then train all layer probes as one batched model on the cached train
-split, choosing L2 and the epoch on dev, and evaluate dev and test. Writes ``sweep.csv``,
-``sweep.json`` (rows + provenance), ``plots/`` and ``tb/`` into the output folder.
+processes when launched so), then train all layer probes of each asked kind as one batched model
+on the cached train split, choosing L2 and the epoch on dev, and evaluate dev and test. The
+``finetune`` kind instead trains copies of the layers above each layer plus a linear head, on the
+upstream itself. Optional analyses on the cached features add columns: a control task and
+selectivity, k seeds, MDL online codelength, the hard margin. Writes ``sweep.csv``, ``sweep.json``
+(rows + provenance), ``plots/`` and ``tb/`` into the output folder.
 """
 
 from dataclasses import asdict, dataclass
@@ -13,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from s3prl_mi_probe.atomic import write_json_atomic
+from s3prl_mi_probe.corpus.control import check_control_key, control_labels, control_task
 from s3prl_mi_probe.corpus.segments import build_task
 from s3prl_mi_probe.features.distributed import join_process_group
 from s3prl_mi_probe.features.extract import Extractor
@@ -22,30 +26,60 @@ from s3prl_mi_probe.report.rows import SWEEP_COLUMNS, write_sweep_csv
 from s3prl_mi_probe.report.table import format_table
 from s3prl_mi_probe.report.tensorboard import write_sweep_events
 
-TABLE_COLUMNS = ("layer", "mi_bits", "h_y_bits", "ce_bits", "accuracy", "margin_median", "margin_positive_frac")
+TABLE_COLUMNS = ("layer", "probe", "mi_bits", "mi_bits_ci_low", "mi_bits_ci_high", "h_y_bits", "accuracy",
+                 "margin_median", "selectivity", "mdl_bits", "hard_margin")  # fmt: skip
+FINETUNE = "finetune"
 
 
 @dataclass(frozen=True)
 class SweepSettings:
-    """How features are extracted and probes trained (the task's own options live in TaskOptions)."""
+    """How features are extracted, which probes are trained, and which analyses run.
+
+    The task's own options live in TaskOptions. ``probes`` are probe kinds (``linear``, ``mlp1``,
+    ``mlp2``, ``finetune``); ``hidden_dim`` is the MLP width; ``control`` a control key (see
+    :mod:`s3prl_mi_probe.corpus.control`) or None; ``seeds`` how many seeds each probe is trained
+    with; ``mdl`` and ``hard_margin`` switch those analyses on; ``finetune_layers`` limits the
+    layers fine-tuned from (default: all).
+    """
 
     device: str = "cpu"
     slicing: str = "feature"
     dtype: str = "float32"
     batch_size: int = 8
-    probe: str = "linear"
+    probes: tuple = ("linear",)
+    hidden_dim: int = 256
+    control: str | None = None
+    seeds: int = 1
+    mdl: bool = False
+    hard_margin: bool = False
+    finetune_layers: tuple | None = None
     seed: int = 0
     cache_dir: Path | None = None
+
+    def __post_init__(self):
+        from s3prl_mi_probe.probe.train import PROBE_KINDS
+
+        known = (*PROBE_KINDS, FINETUNE)
+        unknown = [probe for probe in self.probes if probe not in known]
+        if unknown or not self.probes:
+            raise ValueError(f"unknown probe kind(s) {unknown or self.probes}; choose among {', '.join(known)}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be at least 1, got {self.seeds}")
+        object.__setattr__(self, "probes", tuple(dict.fromkeys(self.probes)))
 
 
 def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), progress=True):
     """Sweep ``upstreams`` (UpstreamSpec list) on a manifest; returns the rows (None on torchrun ranks > 0,
     which only help to extract).
 
-    Bad input raises one CorpusError listing every problem before any upstream is loaded.
+    Bad input (corpus problems, a refused or missing control key) raises one ValueError listing every
+    problem before any upstream is loaded.
     """
     out, manifest = Path(out), Path(manifest)
+    if settings.control is not None:
+        check_control_key(settings.control, task_options.task)
     task = build_task(manifest, task_options)
+    controls = None if settings.control is None else control_labels(task, settings.control, settings.seed)
     group = join_process_group(settings.device)
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else out / "cache"
     manifest_sha256 = file_sha256(manifest)
@@ -57,7 +91,17 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
         )
         extracted[spec.label] = {"cache": str(cache.root), "checkpoint_sha256": extractor.checkpoint_sha256}
         if group.leader:
-            rows += probe_cached_layers(cache, spec.label, task_options.task, settings, group.device, progress)
+            upstream_rows = probe_cached_layers(cache, task, settings, controls, group.device, progress)
+            if FINETUNE in settings.probes:
+                from_layers = settings.finetune_layers or tuple(range(cache.num_layers))
+                upstream_rows += finetune_layers(
+                    extractor.upstream, task, from_layers, settings, controls, group.device, progress
+                )
+            upstream_rows = [{"upstream": spec.label, "task": task_options.task, **row} for row in upstream_rows]
+            test_rows = [row for row in upstream_rows if row["split"] == "test"]
+            tqdm.write(f"[sweep] {spec.label} ({task_options.task}), test split:\n"
+                       f"{format_table(test_rows, [c for c in TABLE_COLUMNS if any(r.get(c) is not None for r in test_rows)])}")
+            rows += upstream_rows
     group.close()
     if not group.leader:
         return None
@@ -82,24 +126,86 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
     return rows
 
 
-def probe_cached_layers(cache, label, task_name, settings, device="cpu", progress=True):
-    """Dev and test rows of every layer of one cached upstream."""
-    from s3prl_mi_probe.probe.train import fit_layer_probes
+def _seeds(settings):
+    return range(settings.seed, settings.seed + settings.seeds)
+
+
+def probe_cached_layers(cache, task, settings, controls=None, device="cpu", progress=True):
+    """Dev and test rows of every layer of one cached upstream, for each cached-feature probe kind.
+
+    ``controls`` (per split, control labels in cache row order) adds the control columns.
+    """
+    from s3prl_mi_probe.probe.seed_spread import merge_seed_rows
+    from s3prl_mi_probe.probe.selectivity import with_control_columns
 
     splits = {split: cache.split(split) for split in ("train", "dev", "test")}
-    as_arrays = {split: ([np.array(layer, dtype=np.float32) for layer in layers], labels)
-                 for split, (layers, labels) in splits.items()}  # fmt: skip
-    fitted = fit_layer_probes(
-        as_arrays["train"], dev=as_arrays["dev"], probe=settings.probe, seed=settings.seed,
-        device=device, progress=progress,
-    )  # fmt: skip
+    arrays = {split: ([np.array(layer, dtype=np.float32) for layer in layers], labels)
+              for split, (layers, labels) in splits.items()}  # fmt: skip
+    layer_columns = _layer_analyses(arrays, settings, device, progress)
     rows = []
-    for split in ("dev", "test"):
-        for row in fitted.evaluate(*as_arrays[split], split=split):
-            rows.append({"upstream": label, "task": task_name, **row})
-    test_rows = [row for row in rows if row["split"] == "test"]
-    tqdm.write(f"[sweep] {label} ({task_name}), test split:\n{format_table(test_rows, TABLE_COLUMNS)}")
-    return rows
+    for kind in (probe for probe in settings.probes if probe != FINETUNE):
+        kind_rows = merge_seed_rows([_fit_and_evaluate(arrays, kind, settings, seed, device, progress)
+                                     for seed in _seeds(settings)])  # fmt: skip
+        if controls is not None:
+            if any(len(controls[split]) != len(labels) for split, (_, labels) in arrays.items()):
+                raise ValueError(f"cache {cache.root} does not hold the task's segments in the task's order")
+            control_arrays = {split: (layers, controls[split]) for split, (layers, _) in arrays.items()}
+            kind_rows = with_control_columns(
+                kind_rows, _fit_and_evaluate(control_arrays, kind, settings, settings.seed, device, progress)
+            )
+        if settings.mdl:
+            from s3prl_mi_probe.metrics.mdl import online_codelength
+
+            codelengths = online_codelength(
+                arrays["train"], arrays["dev"], np.arange(len(task.classes)), seed=settings.seed,
+                probe=kind, hidden_dim=settings.hidden_dim, device=device, progress=progress,
+            )  # fmt: skip
+            kind_rows = [{**row, **codelengths[row["layer"]]} for row in kind_rows]
+        rows += kind_rows
+    return [{**row, **layer_columns[row["layer"]]} for row in rows]
+
+
+def _fit_and_evaluate(arrays, kind, settings, seed, device, progress):
+    from s3prl_mi_probe.probe.train import fit_layer_probes
+
+    fitted = fit_layer_probes(
+        arrays["train"], dev=arrays["dev"], probe=kind, seed=seed, device=device,
+        hidden_dim=settings.hidden_dim, progress=progress,
+    )  # fmt: skip
+    return [row for split in ("dev", "test") for row in fitted.evaluate(*arrays[split], split=split)]
+
+
+def _layer_analyses(arrays, settings, device, progress):
+    """Per layer, the columns that describe the layer's features whatever the probe: the hard margin."""
+    num_layers = len(arrays["train"][0])
+    if not settings.hard_margin:
+        return [{} for _ in range(num_layers)]
+    from s3prl_mi_probe.metrics.hard_margin import hard_margins
+    from s3prl_mi_probe.probe.standardize import RunningStandardizer
+    from s3prl_mi_probe.probe.train import stack_layers
+
+    features = stack_layers(arrays["train"][0])
+    standardizer = RunningStandardizer(features.shape[0], features.shape[2])
+    standardizer.update(features)
+    margins = hard_margins(standardizer(features), arrays["train"][1], device=device)
+    return [{"hard_margin": margin} for margin in margins]
+
+
+def finetune_layers(upstream, task, from_layers, settings, controls=None, device="cpu", progress=True):
+    """Dev and test rows of fine-tuning from each of ``from_layers``, seeds merged; ``controls`` as in
+    :func:`probe_cached_layers` (the control task gets its own fine-tuned copies)."""
+    from s3prl_mi_probe.finetune.train import finetune_rows
+    from s3prl_mi_probe.probe.seed_spread import merge_seed_rows
+    from s3prl_mi_probe.probe.selectivity import with_control_columns
+
+    rows = merge_seed_rows([finetune_rows(upstream, task, from_layers, device=device, seed=seed, progress=progress)
+                            for seed in _seeds(settings)])  # fmt: skip
+    if controls is None:
+        return rows
+    control = control_task(task, controls)
+    return with_control_columns(
+        rows, finetune_rows(upstream, control, from_layers, device=device, seed=settings.seed, progress=progress)
+    )
 
 
 def write_sweep_outputs(out, rows, provenance):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from s3prl_mi_probe.cli import main
+from s3prl_mi_probe.corpus.segments import TaskOptions, build_task
 from s3prl_mi_probe.corpus.tones import write_tone_corpus
 from s3prl_mi_probe.features.cache import LayerCache
 from s3prl_mi_probe.report.rows import SWEEP_COLUMNS, read_sweep_csv
@@ -90,3 +92,39 @@ def test_torchrun_shards_extraction_into_the_same_cache(tmp_path, tone_manifest,
         np.testing.assert_allclose(np.asarray(sharded.layer(k)), np.asarray(single.layer(k)), rtol=1e-4, atol=1e-5)
     rows = read_sweep_csv(tmp_path / "out" / "sweep.csv")
     assert {row["layer"] for row in rows} == {0, 1, 2}
+
+
+def test_sweep_analyses_on_cached_features(tmp_path, tone_manifest):
+    extra = ["--probe", "linear,mlp1", "--mlp-width", "32", "--control", "segment", "--seeds", "2", "--mdl",
+             "--hard-margin"]  # fmt: skip
+    assert main(sweep_command(tone_manifest, tmp_path, "fbank", extra=extra)) == 0
+    rows = read_sweep_csv(tmp_path / "sweep.csv")
+    assert {row["probe"] for row in rows} == {"linear", "mlp1"}
+    task = build_task(tone_manifest, TaskOptions(task="phone", min_count=2))
+    chance = task.label_counts("test").max() / task.label_counts("test").sum()
+    for row in (row for row in rows if row["split"] == "test"):
+        # The control labels are permuted across segments: no probe can do better than the majority class.
+        assert abs(row["control_accuracy"] - chance) < 0.1 and row["control_mi_bits"] < 0.1
+        assert row["selectivity"] == pytest.approx(row["accuracy"] - row["control_accuracy"])
+        assert row["selectivity"] > 0.5
+        assert row["num_seeds"] == 2 and row["mi_bits_seed_std"] >= 0
+        assert row["compression"] > 1.5 and row["mdl_bits"] > 0
+        assert row["hard_margin"] > 0 or math.isnan(row["hard_margin"])
+        assert row["mi_bits_ci_low"] <= row["mi_bits"] <= row["mi_bits_ci_high"]
+
+
+def test_sweep_draws_linear_and_finetune_curves_together(tmp_path, tone_manifest, tiny_hubert):
+    extra = ["--probe", "linear", "--probe", "finetune", "--finetune-layers", "0,2", "--control", "speaker"]
+    assert main(sweep_command(tone_manifest, tmp_path, f"hubert_local={tiny_hubert}", extra=extra)) == 0
+    rows = read_sweep_csv(tmp_path / "sweep.csv")
+    curves = {(row["probe"], row["layer"]) for row in rows if row["split"] == "test"}
+    assert curves == {("linear", 0), ("linear", 1), ("linear", 2), ("finetune", 0), ("finetune", 2)}
+    for row in rows:
+        assert row["selectivity"] == pytest.approx(row["accuracy"] - row["control_accuracy"])
+    assert (tmp_path / "plots" / "mi_bits.png").stat().st_size > 10_000
+
+
+def test_a_refused_control_key_fails_before_any_upstream_is_loaded(tmp_path, tone_manifest):
+    message = main(sweep_command(tone_manifest, tmp_path, "no_such_upstream", task="word",
+                                 extra=["--control", "word_type"]))  # fmt: skip
+    assert "coarsening" in message and not (tmp_path / "cache").exists()
