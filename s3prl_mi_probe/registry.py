@@ -6,7 +6,9 @@
   ``Runner._get_featurizer`` is wrapped so that, for ``-d mi_probe`` only, it builds
   :class:`~s3prl_mi_probe.features.all_layers.AllLayerFeaturizer` instead of the weighted sum;
   every other downstream gets s3prl's own Featurizer, unchanged. ``_get_downstream`` is wrapped
-  to turn a corpus error (every problem found in the manifest) into a plain exit message.
+  to turn a corpus or option error (every problem found in the manifest) into a plain exit message, and to
+  let the expert reach the upstream while it is built (:func:`runner_upstream`): the fine-tune
+  probe copies the upstream's layers above the probed one.
 
 The import hooks in :mod:`s3prl_mi_probe._bootstrap` call these functions when s3prl is imported;
 :func:`activate` does the same for an s3prl that was imported before the hooks were in place.
@@ -17,6 +19,12 @@ from pathlib import Path
 
 DOWNSTREAM_NAME = "mi_probe"
 PLUGIN_TREE = str(Path(__file__).resolve().parent / "plugin_tree")
+_building = {"upstream": None}
+
+
+def runner_upstream():
+    """The upstream model of the Runner whose ``mi_probe`` expert is being built now, else None."""
+    return _building["upstream"]
 
 
 def add_downstream_path(downstream_package):
@@ -63,13 +71,15 @@ def _wrap_get_downstream(runner_class):
     def _get_downstream(self):
         if self.args.downstream != DOWNSTREAM_NAME:
             return original(self)
-        from s3prl_mi_probe.corpus.errors import CorpusError
-
+        _building["upstream"] = self.upstream.model
         try:
             return original(self)
-        except CorpusError as error:
-            # The list of problems is the message; a traceback through s3prl would only hide it.
+        except ValueError as error:
+            # Corpus problems (all of them) and refused options: the message is the report; a
+            # traceback through s3prl would only hide it.
             raise SystemExit(f"[mi_probe] {error}") from None
+        finally:
+            _building["upstream"] = None
 
     runner_class._get_downstream = _get_downstream
 

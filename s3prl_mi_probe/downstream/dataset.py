@@ -7,17 +7,22 @@ from s3prl_mi_probe.corpus.audio import load_audio
 
 
 class SegmentDataset(Dataset):
-    """Yields ``(wav, (starts, ends, labels))`` for each utterance of one split."""
+    """Yields ``(wav, (starts, ends, labels))`` for each utterance of one split, or
+    ``(wav, (starts, ends, labels, control_labels))`` when per-utterance control labels are given."""
 
-    def __init__(self, utterances):
+    def __init__(self, utterances, controls=None):
         self.utterances = utterances
+        self.controls = controls
 
     def __len__(self):
         return len(self.utterances)
 
     def __getitem__(self, index):
         item = self.utterances[index]
-        return load_audio(item.utterance.audio), (item.starts, item.ends, item.labels)
+        segments = (item.starts, item.ends, item.labels)
+        if self.controls is not None:
+            segments += (self.controls[index],)
+        return load_audio(item.utterance.audio), segments
 
 
 def collate_utterances(batch):
@@ -26,11 +31,11 @@ def collate_utterances(batch):
     return list(wavs), list(segments)
 
 
-def segment_dataloader(utterances, batch_size, shuffle, seed, num_workers=0):
-    """A DataLoader over utterances; shuffling is seeded so a run is reproducible."""
+def segment_dataloader(utterances, batch_size, shuffle, seed, num_workers=0, controls=None):
+    """A DataLoader over utterances (and their control labels); shuffling is seeded so a run is reproducible."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
-        SegmentDataset(utterances),
+        SegmentDataset(utterances, controls),
         batch_size=batch_size,
         shuffle=shuffle,
         generator=generator,

@@ -1,8 +1,13 @@
-"""The s3prl downstream ``mi_probe``: one linear probe per upstream layer, trained in one run.
+"""The s3prl downstream ``mi_probe``: one probe per upstream layer, trained in one run.
+
+The probe (config ``probe``) is ``linear``, ``mlp1``/``mlp2`` (width ``mlp_width``) on standardised
+pooled segments, or ``finetune``: copies of the upstream's layers above each probed layer plus a
+linear head. With ``control`` set, a second probe of the same kind learns a control task and the
+rows gain control accuracy, control bound and selectivity.
 
 Wiring only: the corpus comes from :mod:`s3prl_mi_probe.corpus`, segment pooling from
-:mod:`s3prl_mi_probe.features`, the probe and its metrics from :mod:`s3prl_mi_probe.probe` and
-:mod:`s3prl_mi_probe.metrics`. Dev and test metrics go to TensorBoard
+:mod:`s3prl_mi_probe.features`, the probe and its metrics from :mod:`s3prl_mi_probe.probe`,
+:mod:`s3prl_mi_probe.finetune` and :mod:`s3prl_mi_probe.metrics`. Dev and test metrics go to TensorBoard
 (``mi_probe/<split>/layer_<k>/<metric>``) and to ``EXPDIR/metrics.jsonl``; ``best-states-dev.ckpt``
 is kept by mean dev CE over the layers; ``EXPDIR/summary.json`` holds per layer the test metrics at
 that layer's best dev step.
@@ -17,29 +22,34 @@ from torch import nn
 from tqdm import tqdm
 
 from s3prl_mi_probe.atomic import append_jsonl, write_json_atomic
+from s3prl_mi_probe.corpus.control import control_labels, control_task
 from s3prl_mi_probe.corpus.segments import TaskOptions, build_task
 from s3prl_mi_probe.downstream.dataset import segment_dataloader
 from s3prl_mi_probe.downstream.summary import read_metrics_log, write_summary
 from s3prl_mi_probe.features.pooling import pool_segments, segment_pooling_matrix
 from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
 from s3prl_mi_probe.metrics.layer_metrics import METRIC_NAMES, layer_metrics
-from s3prl_mi_probe.probe.linear import LayerwiseLinearProbe
+from s3prl_mi_probe.probe.selectivity import CONTROL_COLUMNS, with_control_columns
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
+from s3prl_mi_probe.probe.train import build_probe_bank, probe_kind
 from s3prl_mi_probe.provenance import file_sha256, package_versions
+from s3prl_mi_probe.registry import runner_upstream
 from s3prl_mi_probe.report.table import format_table
 
 LOADER_KEYS = {"manifest": None, "train_batch_size": 8, "eval_batch_size": 8, "num_workers": 0}
-TABLE_COLUMNS = ("layer", "mi_bits", "h_y_bits", "ce_bits", "accuracy", "margin_median", "margin_positive_frac")
+PROBE_KEYS = {"probe": "linear", "mlp_width": 256, "control": None, "finetune_layers": None}
+FINETUNE = "finetune"
+TABLE_COLUMNS = ("layer", "mi_bits", "mi_bits_ci_low", "mi_bits_ci_high", "h_y_bits", "ce_bits", "accuracy",
+                 "margin_median", "selectivity")  # fmt: skip
 
 
 def task_options_from_config(config):
     """TaskOptions from the ``downstream_expert`` config; unknown keys are an error naming them."""
     option_names = {field.name for field in fields(TaskOptions)}
-    unknown = sorted(set(config) - option_names - set(LOADER_KEYS))
+    unknown = sorted(set(config) - option_names - set(LOADER_KEYS) - set(PROBE_KEYS))
     if unknown:
-        raise ValueError(
-            f"unknown downstream_expert config keys {unknown}; known: {sorted(option_names | set(LOADER_KEYS))}"
-        )
+        known = sorted(option_names | set(LOADER_KEYS) | set(PROBE_KEYS))
+        raise ValueError(f"unknown downstream_expert config keys {unknown}; known: {known}")
     if not config.get("manifest"):
         raise ValueError("downstream_expert.manifest is required (a TSV: id, audio, alignment, split)")
     options = {name: value for name, value in config.items() if name in option_names}
@@ -53,22 +63,30 @@ class DownstreamExpert(nn.Module):
 
     def __init__(self, upstream_dim, upstream_rate, downstream_expert, expdir, **kwargs):
         super().__init__()
-        self.layer_ids = kwargs.get("mi_probe_layers")
+        self.passed_layers = kwargs.get("mi_probe_layers")
+        self.layer_ids = self.passed_layers
         if not self.layer_ids:
             raise RuntimeError(
                 "mi_probe needs every hidden state: run it through s3prl's runner with s3prl-mi-probe "
                 "installed (its import hook), or call s3prl_mi_probe.registry.activate() before the Runner"
             )
-        self.config = {**LOADER_KEYS, **downstream_expert}
+        self.config = {**LOADER_KEYS, **PROBE_KEYS, **downstream_expert}
         self.options = task_options_from_config(downstream_expert)
         self.manifest = Path(self.config["manifest"])
         self.task = build_task(self.manifest, self.options)
+        self.controls = self._control_labels()
         self.upstream_rate = upstream_rate
         self.expdir = Path(expdir)
         self.run_args = kwargs
-        num_layers, num_classes = len(self.layer_ids), len(self.task.classes)
-        self.standardizer = RunningStandardizer(num_layers, upstream_dim)
-        self.probe = LayerwiseLinearProbe(num_layers, upstream_dim, num_classes)
+        self.finetune = self.config["probe"] == FINETUNE
+        self.padding = None
+        if self.finetune:
+            self.layer_ids = self._finetune_layers()
+        else:
+            probe_kind(self.config["probe"])  # fails early, naming the kinds there are
+            self.standardizer = RunningStandardizer(len(self.layer_ids), upstream_dim)
+        self.probe = self._build_probe(upstream_dim)
+        self.control_probe = None if self.controls is None else self._build_probe(upstream_dim)
         self.register_buffer("best_dev_ce_bits", torch.tensor(math.inf))
         self.metrics_path = self.expdir / "metrics.jsonl"
         self.summary_path = self.expdir / "summary.json"
@@ -77,6 +95,45 @@ class DownstreamExpert(nn.Module):
             self.metrics_path.unlink(missing_ok=True)
             self.summary_path.unlink(missing_ok=True)
         self._print_task()
+
+    def _control_labels(self):
+        """Per split, per utterance: control labels of its segments (None without ``control``)."""
+        key = self.config["control"]
+        if key is None:
+            return None
+        control = control_task(self.task, control_labels(self.task, key, self.options.seed))
+        return {split: [item.labels for item in items] for split, items in control.splits.items()}
+
+    def _finetune_layers(self):
+        """The layers fine-tuned from: ``finetune_layers`` (default all), each among the hidden states passed."""
+        chosen = self.config["finetune_layers"]
+        chosen = list(self.layer_ids) if chosen is None else [int(layer) for layer in chosen]
+        missing = [layer for layer in chosen if layer not in self.layer_ids]
+        if missing:
+            raise ValueError(
+                f"finetune_layers {missing} are not among the hidden states passed to mi_probe {self.layer_ids}; "
+                f"drop -l to pass every layer"
+            )
+        return chosen
+
+    def _build_probe(self, upstream_dim):
+        """One probe per layer: a probe bank on pooled segments, or fine-tuned upper layers + linear heads."""
+        num_classes = len(self.task.classes)
+        if not self.finetune:
+            return build_probe_bank(
+                self.config["probe"], len(self.layer_ids), upstream_dim, num_classes,
+                hidden_dim=self.config["mlp_width"], seed=self.options.seed,
+            )  # fmt: skip
+        from s3prl_mi_probe.finetune.probes import FinetuneProbes
+        from s3prl_mi_probe.finetune.upper_layers import PaddingRecorder
+
+        upstream = runner_upstream()
+        if upstream is None:
+            raise RuntimeError("the finetune probe copies the upstream's layers: build mi_probe through s3prl's Runner")
+        if self.padding is None:
+            # The copied blocks must mask exactly the frames the upstream's own blocks masked.
+            self.padding = PaddingRecorder(upstream)
+        return FinetuneProbes(upstream, self.layer_ids, num_classes)
 
     def _print_task(self):
         counts = {split: len(items) for split, items in self.task.splits.items()}
@@ -94,52 +151,78 @@ class DownstreamExpert(nn.Module):
         training = split == "train"
         return segment_dataloader(
             self.task.splits[split],
+            controls=None if self.controls is None else self.controls[split],
             batch_size=self.config["train_batch_size" if training else "eval_batch_size"],
             shuffle=training,
             seed=self.options.seed + epoch,
             num_workers=self.config["num_workers"],
         )
 
-    def _pool(self, features, segments):
-        """Segment representations ``[L, S, D]`` and labels ``[S]`` of a batch."""
-        pooled, labels = [], []
-        for index, (starts, ends, segment_labels) in enumerate(segments):
+    def _batch_segments(self, features, segments):
+        """Per utterance of a batch, its segment pooling matrix; all labels ``[S]``; control labels or None."""
+        matrices, labels, controls = [], [], []
+        for index, (starts, ends, segment_labels, *control) in enumerate(segments):
             num_frames = int(features.lengths[index])
-            matrix = segment_pooling_matrix(starts, ends, num_frames, self.upstream_rate)
-            pooled.append(pool_segments(features.hidden[:, index, :num_frames], matrix))
+            matrices.append(segment_pooling_matrix(starts, ends, num_frames, self.upstream_rate))
             labels.append(torch.as_tensor(segment_labels, dtype=torch.long))
+            controls += [torch.as_tensor(values, dtype=torch.long) for values in control]
         device = features.hidden.device
-        return torch.cat(pooled, dim=1), torch.cat(labels).to(device)
+        return matrices, torch.cat(labels).to(device), torch.cat(controls).to(device) if controls else None
 
-    def forward(self, split, features, segments, records, **kwargs):
-        """Sum over layers of the mean CE (nats); records what log_records reports."""
-        pooled, labels = self._pool(features, segments)
+    def _standardized(self, features, matrices, split):
+        """Standardised pooled segments ``[L, S, D]``; training batches update the statistics first."""
+        pooled = torch.cat(
+            [pool_segments(features.hidden[:, index, : matrix.size(1)], matrix) for index, matrix in enumerate(matrices)],
+            dim=1,
+        )
         if split == "train" and self.training:
             self.standardizer.update(pooled)
-        standardized = self.standardizer(pooled)
-        logits = self.probe(standardized)
+        return self.standardizer(pooled)
+
+    def forward(self, split, features, segments, records, **kwargs):
+        """Sum over layers (and the control probe) of the mean CE (nats); records what log_records reports."""
+        matrices, labels, controls = self._batch_segments(features, segments)
+        shared = None if self.finetune else self._standardized(features, matrices, split)
+        loss = self._probe_step(self.probe, "", shared, features, matrices, labels, split, records)
+        if self.control_probe is not None:
+            loss = loss + self._probe_step(self.control_probe, "control_", shared, features, matrices, controls,
+                                           split, records)  # fmt: skip
+        return loss
+
+    def _probe_step(self, probe, prefix, inputs, features, matrices, labels, split, records):
+        """One probe's summed mean CE (nats) on a batch; its per-segment results go to ``records``."""
+        if inputs is None:
+            hidden = {layer: features.hidden[index] for index, layer in enumerate(self.passed_layers)}
+            inputs = probe.pooled(hidden, self.padding.lengths(features.hidden[0]), matrices)
+        logits = probe(inputs)
         ce_bits = cross_entropy_bits(logits, labels)  # [L, S]
         if split == "train":
-            records["ce_bits"].append(ce_bits.detach().mean(dim=1).cpu())
+            records[f"{prefix}ce_bits"].append(ce_bits.detach().mean(dim=1).cpu())
         else:
-            records["ce_bits"].append(ce_bits.cpu())
-            records["correct"].append((logits.argmax(dim=-1) == labels).cpu())
-            records["margins"].append(self.probe.margins(standardized, labels).cpu())
-            records["labels"].append(labels.cpu())
+            with torch.no_grad():
+                records[f"{prefix}ce_bits"].append(ce_bits.cpu())
+                records[f"{prefix}correct"].append((logits.argmax(dim=-1) == labels).cpu())
+                records[f"{prefix}margins"].append(probe.margins(inputs, labels).cpu())
+                records[f"{prefix}labels"].append(labels.cpu())
         return ce_bits.mean(dim=1).sum() * LN2
 
     def log_records(self, split, records, logger, global_step, **kwargs):
         """Log a split's metrics; returns ``["best-states-dev.ckpt"]`` when the dev CE improved."""
         if split == "train":
-            train_ce = torch.stack(records["ce_bits"]).mean(dim=0)
-            for layer, value in zip(self.layer_ids, train_ce.tolist()):
-                logger.add_scalar(f"mi_probe/train/layer_{layer}/ce_bits", value, global_step)
+            for prefix in ("", "control_") if self.control_probe is not None else ("",):
+                train_ce = torch.stack(records[f"{prefix}ce_bits"]).mean(dim=0)
+                for layer, value in zip(self.layer_ids, train_ce.tolist()):
+                    logger.add_scalar(f"mi_probe/train/layer_{layer}/{prefix}ce_bits", value, global_step)
             return []
-        rows = self._evaluation_rows(split, records, global_step)
+        rows = self._evaluation_rows(split, records, global_step, "")
+        if self.control_probe is not None:
+            rows = with_control_columns(rows, self._evaluation_rows(split, records, global_step, "control_"))
         for row in rows:
-            for name in METRIC_NAMES:
-                logger.add_scalar(f"mi_probe/{split}/layer_{row['layer']}/{name}", row[name], global_step)
-        tqdm.write(f"[mi_probe] {split} at step {global_step}:\n{format_table(rows, TABLE_COLUMNS)}")
+            for name in (*METRIC_NAMES, *CONTROL_COLUMNS):
+                if row.get(name) is not None:
+                    logger.add_scalar(f"mi_probe/{split}/layer_{row['layer']}/{name}", row[name], global_step)
+        columns = [column for column in TABLE_COLUMNS if column in rows[0]]
+        tqdm.write(f"[mi_probe] {split} at step {global_step}:\n{format_table(rows, columns)}")
         if self.run_args.get("mode") == "evaluate":
             write_json_atomic(
                 self.expdir / f"evaluate-{split}.json",
@@ -154,16 +237,17 @@ class DownstreamExpert(nn.Module):
             return [f"best-states-{split}.ckpt"]
         return []
 
-    def _evaluation_rows(self, split, records, global_step):
+    def _evaluation_rows(self, split, records, global_step, prefix):
         metrics = layer_metrics(
-            ce_bits=torch.cat(records["ce_bits"], dim=1).numpy(),
-            correct=torch.cat(records["correct"], dim=1).numpy(),
-            margins=torch.cat(records["margins"], dim=1).numpy(),
-            labels=torch.cat(records["labels"]).numpy(),
+            ce_bits=torch.cat(records[f"{prefix}ce_bits"], dim=1).numpy(),
+            correct=torch.cat(records[f"{prefix}correct"], dim=1).numpy(),
+            margins=torch.cat(records[f"{prefix}margins"], dim=1).numpy(),
+            labels=torch.cat(records[f"{prefix}labels"]).numpy(),
             num_classes=len(self.task.classes),
         )
         return [
-            {"step": global_step, "split": split, "layer": layer, **row} for layer, row in zip(self.layer_ids, metrics)
+            {"step": global_step, "split": split, "layer": layer, "probe": self.config["probe"], **row}
+            for layer, row in zip(self.layer_ids, metrics)
         ]
 
     def provenance(self):
@@ -179,5 +263,6 @@ class DownstreamExpert(nn.Module):
             "downstream_expert": self.config,
             "classes": self.task.classes,
             "layers": self.layer_ids,
+            "probe": {key: self.config[key] for key in PROBE_KEYS},
             "seed": {"runner": self.run_args.get("seed"), "task": self.options.seed},
         }
