@@ -104,6 +104,7 @@ def test_plots_are_valid_pngs(tmp_path):
 
 def test_tensorboard_events_have_expected_tags(tmp_path):
     rows = fake_rows("hubert_local:tiny_hubert", 3, 1, 0.7, ("phone", "word")) + fake_rows("hubert", 4, 2, 2.0)
+    rows = [{**row, "hard_margin": math.nan} for row in rows]  # no layer separable
     folders = write_sweep_events(rows, tmp_path / "tb")
     assert run_folder_name("hubert_local:tiny_hubert") == "hubert_local_tiny_hubert"
     assert folders["hubert_local:tiny_hubert"] == tmp_path / "tb" / "hubert_local_tiny_hubert"
@@ -113,8 +114,9 @@ def test_tensorboard_events_have_expected_tags(tmp_path):
     tags = set(events.Tags()["scalars"])
     assert "phone/linear/test/mi_bits" in tags
     assert "word/linear/dev/margin_positive_frac" in tags
-    # Every metric column with a value, per task and split; empty analysis columns are skipped.
-    assert len(tags) == 2 * 2 * sum(rows[0][column] is not None for column in METRIC_COLUMNS)
+    # Every metric column with a value, per task and split; empty and NaN columns are skipped.
+    valued = [column for column in METRIC_COLUMNS if rows[0][column] is not None and not math.isnan(rows[0][column])]
+    assert len(tags) == 2 * 2 * len(valued)
     assert "phone/linear/test/selectivity" in tags and "phone/linear/test/hard_margin" not in tags
     mi = events.Scalars("phone/linear/test/mi_bits")
     assert [event.step for event in mi] == [0, 1, 2]

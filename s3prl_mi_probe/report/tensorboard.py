@@ -1,5 +1,6 @@
 """Sweep rows as TensorBoard scalars: one run per upstream, the layer as the step."""
 
+import math
 from pathlib import Path
 
 from tensorboardX import SummaryWriter
@@ -15,7 +16,8 @@ def run_folder_name(upstream):
 def write_sweep_events(rows, tb_dir) -> dict:
     """Write ``<task>/<probe>/<split>/<metric>`` scalars (step = layer) per upstream under ``tb_dir``.
 
-    Returns {upstream label: run folder}. Missing (None) metric values are skipped.
+    Returns {upstream label: run folder}. Missing (None) and NaN metric values (e.g. the hard margin of a
+    layer that is not separable) are skipped.
     """
     runs = {}
     for row in rows:
@@ -28,7 +30,7 @@ def write_sweep_events(rows, tb_dir) -> dict:
             for row in sorted(upstream_rows, key=lambda row: row["layer"]):
                 prefix = f"{row['task']}/{row['probe']}/{row['split']}"
                 for metric in METRIC_COLUMNS:
-                    if row.get(metric) is not None:
+                    if row.get(metric) is not None and not math.isnan(row[metric]):
                         writer.add_scalar(f"{prefix}/{metric}", row[metric], global_step=row["layer"])
         finally:
             writer.close()
