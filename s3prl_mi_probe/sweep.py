@@ -80,6 +80,8 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
         check_control_key(settings.control, task_options.task)
     task = build_task(manifest, task_options)
     controls = None if settings.control is None else control_labels(task, settings.control, settings.seed)
+    if FINETUNE in settings.probes:
+        refuse_unsupported_finetune(upstreams)
     group = join_process_group(settings.device)
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else out / "cache"
     manifest_sha256 = file_sha256(manifest)
@@ -124,6 +126,23 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
     }
     write_sweep_outputs(out, rows, provenance)
     return rows
+
+
+def refuse_unsupported_finetune(upstreams):
+    """One ValueError naming every upstream whose layers the fine-tune probe cannot copy, before any work.
+
+    Each upstream is loaded once on the CPU for the check and released.
+    """
+    from s3prl_mi_probe.finetune.upper_layers import UnsupportedUpstream, upstream_family
+
+    problems = []
+    for spec in upstreams:
+        try:
+            upstream_family(spec.load("cpu"))
+        except UnsupportedUpstream as error:
+            problems.append(f"{spec.label}: {error}")
+    if problems:
+        raise ValueError("--probe finetune: " + "; ".join(problems) + " (sweep those without finetune)")
 
 
 def _seeds(settings):

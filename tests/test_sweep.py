@@ -128,3 +128,10 @@ def test_a_refused_control_key_fails_before_any_upstream_is_loaded(tmp_path, ton
     message = main(sweep_command(tone_manifest, tmp_path, "no_such_upstream", task="word",
                                  extra=["--control", "word_type"]))  # fmt: skip
     assert "coarsening" in message and not (tmp_path / "cache").exists()
+
+
+def test_finetune_on_an_upstream_without_a_layer_stack_fails_before_any_work(tmp_path, tone_manifest, tiny_hubert):
+    message = main(sweep_command(tone_manifest, tmp_path, f"hubert_local={tiny_hubert}", "fbank", "mfcc",
+                                 extra=["--probe", "linear,finetune"]))  # fmt: skip
+    assert "fbank: cannot fine-tune" in message and "mfcc: cannot fine-tune" in message
+    assert "hubert_local" not in message and not (tmp_path / "cache").exists()
