@@ -31,15 +31,18 @@ def test_mlp_probe_with_a_segment_control(tmp_path, tone_manifest):
 
 def test_finetune_from_each_layer_of_a_tiny_hubert(tmp_path, tone_manifest, tiny_hubert):
     train(tmp_path, tone_manifest, "-u", "hubert_local", "-k", str(tiny_hubert), optimizer__lr=1e-3,
-          downstream_expert__probe="finetune", downstream_expert__finetune_layers=[0, 2])  # fmt: skip
+          downstream_expert__probe="finetune", downstream_expert__finetune_layers=[0, 2],
+          downstream_expert__control="speaker")  # fmt: skip
     rows = metrics_rows(tmp_path)
     assert {(row["layer"], row["split"]) for row in rows} == {(0, "dev"), (0, "test"), (2, "dev"), (2, "test")}
     assert all(row["probe"] == "finetune" and math.isfinite(row["mi_bits"]) for row in rows)
+    assert all(math.isclose(row["selectivity"], row["accuracy"] - row["control_accuracy"]) for row in rows)
     state = torch.load(tmp_path / "best-states-dev.ckpt", map_location="cpu", weights_only=False)["Downstream"]
     original = torch.load(tiny_hubert, map_location="cpu", weights_only=False)["model_weight"]
     # From layer 0: trained copies of both transformer blocks; from layer 2 (the top): the head alone.
     assert {name.split(".")[4] for name in state if name.startswith("probe.uppers.0.blocks.")} == {"0", "1"}
     assert not [name for name in state if name.startswith("probe.uppers.1.blocks.")]
+    assert any(name.startswith("control_probe.uppers.0.blocks.1.") for name in state)  # the control's own copies
     name = "self_attn.k_proj.weight"
     assert not torch.equal(state[f"probe.uppers.0.blocks.1.{name}"], original[f"encoder.layers.1.{name}"])
     assert state["probe.weight"].shape[0] == 2
