@@ -31,7 +31,7 @@ from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
 from s3prl_mi_probe.metrics.layer_metrics import METRIC_NAMES, layer_metrics
 from s3prl_mi_probe.probe.selectivity import CONTROL_COLUMNS, with_control_columns
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
-from s3prl_mi_probe.probe.train import build_probe_bank, probe_kind
+from s3prl_mi_probe.probe.train import build_probe_bank
 from s3prl_mi_probe.provenance import file_sha256, package_versions
 from s3prl_mi_probe.registry import runner_upstream
 from s3prl_mi_probe.report.table import format_table
@@ -83,7 +83,6 @@ class DownstreamExpert(nn.Module):
         if self.finetune:
             self.layer_ids = self._finetune_layers()
         else:
-            probe_kind(self.config["probe"])  # fails early, naming the kinds there are
             self.standardizer = RunningStandardizer(len(self.layer_ids), upstream_dim)
         self.probe = self._build_probe(upstream_dim)
         self.control_probe = None if self.controls is None else self._build_probe(upstream_dim)
