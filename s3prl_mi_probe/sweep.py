@@ -160,14 +160,14 @@ def probe_cached_layers(cache, task, settings, controls=None, device="cpu", prog
     splits = {split: cache.split(split) for split in ("train", "dev", "test")}
     arrays = {split: ([np.array(layer, dtype=np.float32) for layer in layers], labels)
               for split, (layers, labels) in splits.items()}  # fmt: skip
+    if controls is not None and any(len(controls[split]) != len(labels) for split, (_, labels) in arrays.items()):
+        raise ValueError(f"cache {cache.root} does not hold the task's segments in the task's order")
     layer_columns = _layer_analyses(arrays, settings, device, progress)
     rows = []
     for kind in (probe for probe in settings.probes if probe != FINETUNE):
         kind_rows = merge_seed_rows([_fit_and_evaluate(arrays, kind, settings, seed, device, progress)
                                      for seed in _seeds(settings)])  # fmt: skip
         if controls is not None:
-            if any(len(controls[split]) != len(labels) for split, (_, labels) in arrays.items()):
-                raise ValueError(f"cache {cache.root} does not hold the task's segments in the task's order")
             control_arrays = {split: (layers, controls[split]) for split, (layers, _) in arrays.items()}
             kind_rows = with_control_columns(
                 kind_rows, _fit_and_evaluate(control_arrays, kind, settings, settings.seed, device, progress)

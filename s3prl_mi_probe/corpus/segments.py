@@ -19,7 +19,7 @@ from .manifest import SPLITS, Utterance, parse_manifest
 
 DEFAULT_SILENCE_LABELS = ("", "sil", "sp", "spn", "<unk>", "h#", "pau", "epi", "<p:>", "(...)")
 TIER_OF_TASK = {"phone": "phones", "word": "words"}
-WORD_TIER = "words"
+WORD_TIER = TIER_OF_TASK["word"]
 DROP_REASONS = ("silence", "too_short", "too_long", "rare_class")
 AUDIO_END_TOLERANCE = 0.010  # seconds an interval may run past the audio end (it is then clipped)
 _TIME_EPSILON = 1e-6  # absorbs decimal rounding of TextGrid times

@@ -5,6 +5,7 @@ import numpy as np
 from s3prl_mi_probe.metrics.layer_metrics import METRIC_NAMES
 
 SPREAD_METRICS = ("mi_bits", "accuracy")
+SEED_COLUMNS = ("num_seeds", *(f"{name}_seed_std" for name in SPREAD_METRICS))
 
 
 def merge_seed_rows(rows_per_seed):
