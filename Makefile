@@ -8,7 +8,7 @@ TORCH_PINS := torch==2.14.1 torchaudio==2.11.1
 # s3prl's source tree (with run_downstream.py), for the test that runs it from a checkout.
 S3PRL_SDIST_DIR := $(VENV)/s3prl-sdist
 
-.PHONY: install test demo bench pretrain-demo-model clean
+.PHONY: install lint test demo bench pretrain-demo-model clean
 
 install: $(STAMP)
 
@@ -20,17 +20,22 @@ $(STAMP): setup.cfg setup.py pyproject.toml Makefile
 	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: -d $(S3PRL_SDIST_DIR) s3prl==0.4.18
 	touch $@
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; \
 	exit $$status
 
+# Style: ruff's lint rules and formatter (configured in pyproject.toml) on the package, tests and benches.
+lint: install
+	$(BIN)/ruff check s3prl_mi_probe tests bench
+	$(BIN)/ruff format --check s3prl_mi_probe tests bench
+
 demo: install
 	$(BIN)/s3prl-mi-probe demo --out demo_out
 
-# Reproduces s3prl_mi_probe/demo_models/ with s3prl's own APC pretraining recipe (~10 min on 2 CPUs).
+# Reproduces s3prl_mi_probe/demo/models/ with s3prl's own APC pretraining recipe (~10 min on 2 CPUs).
 pretrain-demo-model: install
-	$(BIN)/python -m s3prl_mi_probe.pretrain_demo
+	$(BIN)/python -m s3prl_mi_probe.demo.pretrain
 
 bench: install
 	$(BIN)/python bench/probe_vs_sklearn.py

@@ -1,6 +1,6 @@
 """Build glue: ship ``s3prl_mi_probe.pth`` into site-packages for regular and editable installs.
 
-The .pth line imports ``s3prl_mi_probe._bootstrap`` (no torch), whose import hook applies the
+The .pth line imports ``s3prl_mi_probe.runner.hook`` (no torch), whose import hook applies the
 compatibility layer and registers ``-d mi_probe`` when s3prl is first imported. A regular wheel
 carries the file through ``build_py``; setuptools' editable wheel does not carry build outputs, so
 its strategy is wrapped to write the same file.
@@ -13,7 +13,7 @@ from setuptools.command.build_py import build_py
 from setuptools.command.editable_wheel import editable_wheel
 
 PTH_NAME = "s3prl_mi_probe.pth"
-PTH_LINE = "import s3prl_mi_probe._bootstrap\n"
+PTH_LINE = "import s3prl_mi_probe.runner.hook\n"
 
 
 class BuildPyWithImportHook(build_py):

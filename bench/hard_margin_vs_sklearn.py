@@ -15,7 +15,7 @@ import time
 import numpy as np
 from sklearn.svm import LinearSVC
 
-from s3prl_mi_probe.metrics.hard_margin import hard_margins
+from s3prl_mi_probe.analyses.hard_margin import hard_margins
 
 
 def separable_layer(num_rows, dim, num_classes, decades, seed=0):
@@ -42,14 +42,17 @@ def sklearn_margin(features, labels, cost):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=["2000x256x20", "5000x512x40", "5000x1024x40"],
-                        help="rows x dim x classes")
+    parser.add_argument(
+        "--sizes", nargs="+", default=["2000x256x20", "5000x512x40", "5000x1024x40"], help="rows x dim x classes"
+    )
     parser.add_argument("--decades", type=float, default=2.0, help="spread of the feature map's singular values")
     parser.add_argument("--cost", type=float, default=1e4, help="scikit-learn's C")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    print(f"{'size':>14} {'ours_s':>8} {'sklearn_s':>9} {'speed-up':>8} {'margin_ours':>11} {'margin_sklearn':>14} "
-          f"{'rel_diff':>9}")
+    print(
+        f"{'size':>14} {'ours_s':>8} {'sklearn_s':>9} {'speed-up':>8} {'margin_ours':>11} {'margin_sklearn':>14} "
+        f"{'rel_diff':>9}"
+    )
     for size in args.sizes:
         num_rows, dim, num_classes = (int(part) for part in size.split("x"))
         features, labels = separable_layer(num_rows, dim, num_classes, args.decades)
@@ -59,8 +62,10 @@ def main():
         start = time.perf_counter()
         reference = sklearn_margin(features, labels, args.cost)
         sklearn_s = time.perf_counter() - start
-        print(f"{size:>14} {ours_s:>8.2f} {sklearn_s:>9.2f} {sklearn_s / ours_s:>7.1f}x {ours:>11.5f} "
-              f"{reference:>14.5f} {ours / reference - 1:>+9.2e}")
+        print(
+            f"{size:>14} {ours_s:>8.2f} {sklearn_s:>9.2f} {sklearn_s / ours_s:>7.1f}x {ours:>11.5f} "
+            f"{reference:>14.5f} {ours / reference - 1:>+9.2e}"
+        )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,10 @@ def main():
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--classes", type=int, default=40)
     args = parser.parse_args()
-    print(f"sizes: layers={args.layers} train={args.train} dev=test={args.eval} dim={args.dim} "
-          f"classes={args.classes} l2_grid={list(DEFAULT_L2_GRID)}")
+    print(
+        f"sizes: layers={args.layers} train={args.train} dev=test={args.eval} dim={args.dim} "
+        f"classes={args.classes} l2_grid={list(DEFAULT_L2_GRID)}"
+    )
     train, dev, test = synthetic_layers(args.layers, (args.train, args.eval, args.eval), args.dim, args.classes)
 
     start = time.perf_counter()
@@ -70,11 +72,15 @@ def main():
 
     print(f"{'layer':>5} {'l2':>8} {'fit':>10} {'epochs':>6} {'ce_probe':>9} {'ce_sklearn':>10} {'diff':>8}")
     for row, sklearn_ce in zip(ours, reference):
-        print(f"{row['layer']:>5} {row['l2']:>8.0e} {row['fit']:>10} {row['epochs']:>6} {row['ce_bits']:>9.4f} "
-              f"{sklearn_ce:>10.4f} {row['ce_bits'] - sklearn_ce:>+8.4f}")
+        print(
+            f"{row['layer']:>5} {row['l2']:>8.0e} {row['fit']:>10} {row['epochs']:>6} {row['ce_bits']:>9.4f} "
+            f"{sklearn_ce:>10.4f} {row['ce_bits'] - sklearn_ce:>+8.4f}"
+        )
     worst = max(row["ce_bits"] - ce for row, ce in zip(ours, reference))
-    print(f"probe_layers {ours_s:.1f} s, sklearn {sklearn_s:.1f} s, speed-up x{sklearn_s / ours_s:.1f}, "
-          f"worst CE excess {worst:+.4f} bit")
+    print(
+        f"probe_layers {ours_s:.1f} s, sklearn {sklearn_s:.1f} s, speed-up x{sklearn_s / ours_s:.1f}, "
+        f"worst CE excess {worst:+.4f} bit"
+    )
 
 
 if __name__ == "__main__":

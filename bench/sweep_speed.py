@@ -23,16 +23,16 @@ from pathlib import Path
 
 import torch
 
+from s3prl_mi_probe.common.table import format_table
 from s3prl_mi_probe.corpus.audio import load_audio
-from s3prl_mi_probe.corpus.segments import TaskOptions, build_task
-from s3prl_mi_probe.corpus.synth import synthesize_corpus
+from s3prl_mi_probe.corpus.synthetic.synth import synthesize_corpus
+from s3prl_mi_probe.corpus.task import TaskOptions, build_task
+from s3prl_mi_probe.demo.random_upstreams import write_random_hubert
 from s3prl_mi_probe.features.extract import layout_rows, plan_chunks
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
-from s3prl_mi_probe.random_upstreams import write_random_hubert
-from s3prl_mi_probe.report.table import format_table
-from s3prl_mi_probe.s3prl_run import short_run_overrides
+from s3prl_mi_probe.runner.launch import short_run_overrides
+from s3prl_mi_probe.runner.shipped_configs import config_path
 from s3prl_mi_probe.sweep import SweepSettings, run_sweep
-from s3prl_mi_probe.cli import config_path
 
 TOLERANCE_BITS = 0.01
 RUNNER_MAX_STEPS = 20000
@@ -48,19 +48,54 @@ def timed(function, *args):
 
 def run_sweep_cli(manifest, out, *specs):
     upstreams = [item for spec in specs for item in ("--upstream", spec)]
-    command = [sys.executable, "-m", "s3prl_mi_probe", "sweep", *upstreams, "--manifest", str(manifest),
-               "--task", "phone", "--out", str(out), "--min-count", "2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "s3prl_mi_probe",
+        "sweep",
+        *upstreams,
+        "--manifest",
+        str(manifest),
+        "--task",
+        "phone",
+        "--out",
+        str(out),
+        "--min-count",
+        "2",
+    ]
     subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads((out / "sweep.json").read_text())["rows"]
 
 
 def runner_time_to_target(manifest, expdir, upstream_args, layer, target_ce):
     """Seconds until the runner's dev CE for ``layer`` reaches ``target_ce`` (or its cap), and the CE."""
-    overrides = short_run_overrides(manifest, steps=RUNNER_MAX_STEPS, eval_step=RUNNER_EVAL_STEP,
-                                    runner__eval_dataloaders="['dev']", optimizer__lr=1e-2)  # fmt: skip
-    command = [sys.executable, "-m", "s3prl.run_downstream", "-m", "train", *upstream_args, "-d", "mi_probe",
-               "-l", str(layer), "-p", str(expdir), "-c", str(config_path("phone")), "-o", overrides,
-               "--device", "cpu"]  # fmt: skip
+    overrides = short_run_overrides(
+        manifest,
+        steps=RUNNER_MAX_STEPS,
+        eval_step=RUNNER_EVAL_STEP,
+        runner__eval_dataloaders="['dev']",
+        optimizer__lr=1e-2,
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "s3prl.run_downstream",
+        "-m",
+        "train",
+        *upstream_args,
+        "-d",
+        "mi_probe",
+        "-l",
+        str(layer),
+        "-p",
+        str(expdir),
+        "-c",
+        str(config_path("phone")),
+        "-o",
+        overrides,
+        "--device",
+        "cpu",
+    ]
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics, best = expdir / "metrics.jsonl", float("inf")
@@ -112,8 +147,16 @@ def main():
         expdir = out / "runner" / f"{row['upstream'].replace(':', '_')}_l{row['layer']}"
         seconds, reached = runner_time_to_target(manifest, expdir, upstream_args[row["upstream"]], row["layer"], target)
         runner_total += seconds
-        table.append({"upstream": row["upstream"], "layer": row["layer"], "sweep_dev_ce": row["ce_bits"],
-                      "runner_dev_ce": reached, "reached": reached <= target, "runner_s": seconds})  # fmt: skip
+        table.append(
+            {
+                "upstream": row["upstream"],
+                "layer": row["layer"],
+                "sweep_dev_ce": row["ce_bits"],
+                "runner_dev_ce": reached,
+                "reached": reached <= target,
+                "runner_s": seconds,
+            }
+        )
     print("\n1. sweep vs s3prl runner once per layer (-l k) to the sweep's dev CE + 0.01 bit")
     print(format_table(table, ("upstream", "layer", "sweep_dev_ce", "runner_dev_ce", "reached", "runner_s")))
     bound = "" if all(entry["reached"] for entry in table) else " (a lower bound: some runs hit the time cap)"
@@ -125,8 +168,10 @@ def main():
     options = TaskOptions(task="phone", min_count=2)
     base_sweep_seconds, _ = timed(run_sweep, [base_spec], manifest, options, out / "sweep_base", SweepSettings(), False)
     print("\n2. sweep vs bare upstream forward, random HuBERT-Base size (12 layers, 768 dims)")
-    print(f"forward {forward_seconds:.1f} s, sweep {base_sweep_seconds:.1f} s: "
-          f"ratio {base_sweep_seconds / forward_seconds:.2f}x (goal <= 2x)")  # fmt: skip
+    print(
+        f"forward {forward_seconds:.1f} s, sweep {base_sweep_seconds:.1f} s: "
+        f"ratio {base_sweep_seconds / forward_seconds:.2f}x (goal <= 2x)"
+    )
 
 
 if __name__ == "__main__":

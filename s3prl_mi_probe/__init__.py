@@ -1,7 +1,10 @@
 """s3prl-mi-probe: layer-wise mutual-information bounds and margins for s3prl upstreams.
 
-Importing this package is cheap (no torch): the s3prl integration is applied by import hooks
-(see ``_bootstrap.py``) or explicitly with :func:`s3prl_mi_probe.registry.activate`.
+The pipeline, one package per stage: ``corpus`` -> ``features`` -> ``probe`` -> ``analyses`` -> ``report``
+(``metrics`` is the leaf they share, ``sweep`` the orchestrator, ``finetune`` the probe that needs the
+upstream), with ``runner`` (everything that touches s3prl's runner), ``cli`` and ``demo`` on top.
+Importing this package is cheap (no torch): the s3prl integration is applied by an import hook
+(:mod:`s3prl_mi_probe.runner.hook`) or explicitly with :func:`s3prl_mi_probe.runner.activate`.
 """
 
 __version__ = "0.1.0"

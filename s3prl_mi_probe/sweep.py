@@ -15,20 +15,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from s3prl_mi_probe.atomic import write_json_atomic
+from s3prl_mi_probe.common.atomic import write_json_atomic
+from s3prl_mi_probe.common.process_group import join_process_group
+from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
+from s3prl_mi_probe.common.table import format_table
 from s3prl_mi_probe.corpus.control import check_control_key, control_labels, control_task
-from s3prl_mi_probe.corpus.segments import build_task
-from s3prl_mi_probe.features.distributed import join_process_group
+from s3prl_mi_probe.corpus.task import build_task
 from s3prl_mi_probe.features.extract import Extractor
-from s3prl_mi_probe.provenance import file_sha256, package_versions
+from s3prl_mi_probe.metrics.columns import SWEEP_COLUMNS, present_columns
+from s3prl_mi_probe.probe.kinds import FINETUNE, known_probe_kinds
 from s3prl_mi_probe.report.plots import plot_sweep
-from s3prl_mi_probe.report.rows import SWEEP_COLUMNS, write_sweep_csv
-from s3prl_mi_probe.report.table import format_table
+from s3prl_mi_probe.report.rows import write_sweep_csv
 from s3prl_mi_probe.report.tensorboard import write_sweep_events
-
-TABLE_COLUMNS = ("layer", "probe", "mi_bits", "mi_bits_ci_low", "mi_bits_ci_high", "h_y_bits", "accuracy",
-                 "margin_median", "selectivity", "mdl_bits", "hard_margin")  # fmt: skip
-FINETUNE = "finetune"
 
 
 @dataclass(frozen=True)
@@ -57,9 +55,7 @@ class SweepSettings:
     cache_dir: Path | None = None
 
     def __post_init__(self):
-        from s3prl_mi_probe.probe.train import PROBE_KINDS
-
-        known = (*PROBE_KINDS, FINETUNE)
+        known = known_probe_kinds()
         unknown = [probe for probe in self.probes if probe not in known]
         if unknown or not self.probes:
             raise ValueError(f"unknown probe kind(s) {unknown or self.probes}; choose among {', '.join(known)}")
@@ -101,26 +97,21 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
                 )
             upstream_rows = [{"upstream": spec.label, "task": task_options.task, **row} for row in upstream_rows]
             test_rows = [row for row in upstream_rows if row["split"] == "test"]
-            tqdm.write(f"[sweep] {spec.label} ({task_options.task}), test split:\n"
-                       f"{format_table(test_rows, [c for c in TABLE_COLUMNS if any(r.get(c) is not None for r in test_rows)])}")
+            tqdm.write(
+                f"[sweep] {spec.label} ({task_options.task}), test split:\n"
+                f"{format_table(test_rows, present_columns(test_rows))}"
+            )
             rows += upstream_rows
     group.close()
     if not group.leader:
         return None
     provenance = {
-        "versions": package_versions(),
-        "manifest": str(manifest.resolve()),
-        "manifest_sha256": manifest_sha256,
+        **input_provenance(manifest, manifest_sha256),
         "upstreams": [
-            {"label": spec.label, "name": spec.name, "checkpoint": str(spec.checkpoint or ""),
-             **extracted[spec.label]}
+            {"label": spec.label, "name": spec.name, "checkpoint": str(spec.checkpoint or ""), **extracted[spec.label]}
             for spec in upstreams
-        ],  # fmt: skip
-        "task": asdict(task_options),
-        "classes": task.classes,
-        "segments": {split: int(task.label_counts(split).sum()) for split in task.splits},
-        "dropped": {split: dict(counts) for split, counts in task.dropped.items()},
-        "dev_carved_from_train": task.dev_carved,
+        ],
+        **task.provenance(),
         "settings": {**asdict(settings), "cache_dir": str(cache_dir)},
         "seed": settings.seed,
     }
@@ -154,31 +145,40 @@ def probe_cached_layers(cache, task, settings, controls=None, device="cpu", prog
 
     ``controls`` (per split, control labels in cache row order) adds the control columns.
     """
-    from s3prl_mi_probe.probe.seed_spread import merge_seed_rows
-    from s3prl_mi_probe.probe.selectivity import with_control_columns
+    from s3prl_mi_probe.analyses.seed_spread import merge_seed_rows
+    from s3prl_mi_probe.analyses.selectivity import with_control_columns
 
     splits = {split: cache.split(split) for split in ("train", "dev", "test")}
-    arrays = {split: ([np.array(layer, dtype=np.float32) for layer in layers], labels)
-              for split, (layers, labels) in splits.items()}  # fmt: skip
+    arrays = {
+        split: ([np.array(layer, dtype=np.float32) for layer in layers], labels)
+        for split, (layers, labels) in splits.items()
+    }
     if controls is not None and any(len(controls[split]) != len(labels) for split, (_, labels) in arrays.items()):
         raise ValueError(f"cache {cache.root} does not hold the task's segments in the task's order")
     layer_columns = _layer_analyses(arrays, settings, device, progress)
     rows = []
     for kind in (probe for probe in settings.probes if probe != FINETUNE):
-        kind_rows = merge_seed_rows([_fit_and_evaluate(arrays, kind, settings, seed, device, progress)
-                                     for seed in _seeds(settings)])  # fmt: skip
+        kind_rows = merge_seed_rows(
+            [_fit_and_evaluate(arrays, kind, settings, seed, device, progress) for seed in _seeds(settings)]
+        )
         if controls is not None:
             control_arrays = {split: (layers, controls[split]) for split, (layers, _) in arrays.items()}
             kind_rows = with_control_columns(
                 kind_rows, _fit_and_evaluate(control_arrays, kind, settings, settings.seed, device, progress)
             )
         if settings.mdl:
-            from s3prl_mi_probe.metrics.mdl import online_codelength
+            from s3prl_mi_probe.analyses.mdl import online_codelength
 
             codelengths = online_codelength(
-                arrays["train"], arrays["dev"], np.arange(len(task.classes)), seed=settings.seed,
-                probe=kind, hidden_dim=settings.hidden_dim, device=device, progress=progress,
-            )  # fmt: skip
+                arrays["train"],
+                arrays["dev"],
+                np.arange(len(task.classes)),
+                seed=settings.seed,
+                probe=kind,
+                hidden_dim=settings.hidden_dim,
+                device=device,
+                progress=progress,
+            )
             kind_rows = [{**row, **codelengths[row["layer"]]} for row in kind_rows]
         rows += kind_rows
     return [{**row, **layer_columns[row["layer"]]} for row in rows]
@@ -188,9 +188,14 @@ def _fit_and_evaluate(arrays, kind, settings, seed, device, progress):
     from s3prl_mi_probe.probe.train import fit_layer_probes
 
     fitted = fit_layer_probes(
-        arrays["train"], dev=arrays["dev"], probe=kind, seed=seed, device=device,
-        hidden_dim=settings.hidden_dim, progress=progress,
-    )  # fmt: skip
+        arrays["train"],
+        dev=arrays["dev"],
+        probe=kind,
+        seed=seed,
+        device=device,
+        hidden_dim=settings.hidden_dim,
+        progress=progress,
+    )
     return [row for split in ("dev", "test") for row in fitted.evaluate(*arrays[split], split=split)]
 
 
@@ -199,9 +204,9 @@ def _layer_analyses(arrays, settings, device, progress):
     num_layers = len(arrays["train"][0])
     if not settings.hard_margin:
         return [{} for _ in range(num_layers)]
-    from s3prl_mi_probe.metrics.hard_margin import hard_margins
+    from s3prl_mi_probe.analyses.hard_margin import hard_margins
+    from s3prl_mi_probe.probe.arrays import stack_layers
     from s3prl_mi_probe.probe.standardize import RunningStandardizer
-    from s3prl_mi_probe.probe.train import stack_layers
 
     features = stack_layers(arrays["train"][0])
     standardizer = RunningStandardizer(features.shape[0], features.shape[2])
@@ -213,12 +218,16 @@ def _layer_analyses(arrays, settings, device, progress):
 def finetune_layers(upstream, task, from_layers, settings, controls=None, device="cpu", progress=True):
     """Dev and test rows of fine-tuning from each of ``from_layers``, seeds merged; ``controls`` as in
     :func:`probe_cached_layers` (the control task gets its own fine-tuned copies)."""
+    from s3prl_mi_probe.analyses.seed_spread import merge_seed_rows
+    from s3prl_mi_probe.analyses.selectivity import with_control_columns
     from s3prl_mi_probe.finetune.train import finetune_rows
-    from s3prl_mi_probe.probe.seed_spread import merge_seed_rows
-    from s3prl_mi_probe.probe.selectivity import with_control_columns
 
-    rows = merge_seed_rows([finetune_rows(upstream, task, from_layers, device=device, seed=seed, progress=progress)
-                            for seed in _seeds(settings)])  # fmt: skip
+    rows = merge_seed_rows(
+        [
+            finetune_rows(upstream, task, from_layers, device=device, seed=seed, progress=progress)
+            for seed in _seeds(settings)
+        ]
+    )
     if controls is None:
         return rows
     control = control_task(task, controls)

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from s3prl_mi_probe.cli import main
-from s3prl_mi_probe.corpus.segments import TaskOptions, build_task
-from s3prl_mi_probe.corpus.tones import write_tone_corpus
+from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
+from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 from s3prl_mi_probe.features.cache import LayerCache
-from s3prl_mi_probe.report.rows import SWEEP_COLUMNS, read_sweep_csv
+from s3prl_mi_probe.metrics.columns import SWEEP_COLUMNS
+from s3prl_mi_probe.report.rows import read_sweep_csv
 
 
 def sweep_command(manifest, out, *upstreams, task="phone", extra=()):
@@ -61,8 +62,10 @@ def test_module_entry_point_and_dev_carving(tmp_path):
     no_dev = write_tone_corpus(tmp_path / "corpus", num_utterances=20, splits=("train", "train", "train", "test"))
     result = subprocess.run(
         [sys.executable, "-m", "s3prl_mi_probe", *sweep_command(no_dev, tmp_path / "out", "fbank")],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     provenance = json.loads((tmp_path / "out" / "sweep.json").read_text())["provenance"]
     assert provenance["dev_carved_from_train"] and provenance["segments"]["dev"] > 0
@@ -76,10 +79,17 @@ def test_nothing_left_after_filtering_is_a_clear_error(tmp_path, tone_manifest, 
 
 def test_torchrun_shards_extraction_into_the_same_cache(tmp_path, tone_manifest, tiny_hubert, two_upstream_sweep):
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "s3prl_mi_probe", *sweep_command(tone_manifest, tmp_path / "out", f"hubert_local={tiny_hubert}"),
-        "--batch-size", "8",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "s3prl_mi_probe",
+        *sweep_command(tone_manifest, tmp_path / "out", f"hubert_local={tiny_hubert}"),
+        "--batch-size",
+        "8",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     [sharded] = [LayerCache(root) for root in (tmp_path / "out" / "cache").iterdir()]
@@ -95,8 +105,18 @@ def test_torchrun_shards_extraction_into_the_same_cache(tmp_path, tone_manifest,
 
 
 def test_sweep_analyses_on_cached_features(tmp_path, tone_manifest):
-    extra = ["--probe", "linear,mlp1", "--mlp-width", "32", "--control", "segment", "--seeds", "2", "--mdl",
-             "--hard-margin"]  # fmt: skip
+    extra = [
+        "--probe",
+        "linear,mlp1",
+        "--mlp-width",
+        "32",
+        "--control",
+        "segment",
+        "--seeds",
+        "2",
+        "--mdl",
+        "--hard-margin",
+    ]
     assert main(sweep_command(tone_manifest, tmp_path, "fbank", extra=extra)) == 0
     rows = read_sweep_csv(tmp_path / "sweep.csv")
     assert {row["probe"] for row in rows} == {"linear", "mlp1"}
@@ -125,13 +145,22 @@ def test_sweep_draws_linear_and_finetune_curves_together(tmp_path, tone_manifest
 
 
 def test_a_refused_control_key_fails_before_any_upstream_is_loaded(tmp_path, tone_manifest):
-    message = main(sweep_command(tone_manifest, tmp_path, "no_such_upstream", task="word",
-                                 extra=["--control", "word_type"]))  # fmt: skip
+    message = main(
+        sweep_command(tone_manifest, tmp_path, "no_such_upstream", task="word", extra=["--control", "word_type"])
+    )
     assert "coarsening" in message and not (tmp_path / "cache").exists()
 
 
 def test_finetune_on_an_upstream_without_a_layer_stack_fails_before_any_work(tmp_path, tone_manifest, tiny_hubert):
-    message = main(sweep_command(tone_manifest, tmp_path, f"hubert_local={tiny_hubert}", "fbank", "mfcc",
-                                 extra=["--probe", "linear,finetune"]))  # fmt: skip
+    message = main(
+        sweep_command(
+            tone_manifest,
+            tmp_path,
+            f"hubert_local={tiny_hubert}",
+            "fbank",
+            "mfcc",
+            extra=["--probe", "linear,finetune"],
+        )
+    )
     assert "fbank: cannot fine-tune" in message and "mfcc: cannot fine-tune" in message
     assert "hubert_local" not in message and not (tmp_path / "cache").exists()

@@ -45,8 +45,12 @@ def control_labels(task, key, seed=0):
     if key == "segment":
         return {split: rng.permutation(_split_labels(utterances)) for split, utterances in task.splits.items()}
     keys = {split: _split_keys(utterances, key) for split, utterances in task.splits.items()}
-    missing = [f"{item.utterance.id} ({split})" for split, utterances in task.splits.items()
-               for item, value in zip(utterances, _utterance_keys(utterances, key)) if value is None]  # fmt: skip
+    missing = [
+        f"{item.utterance.id} ({split})"
+        for split, utterances in task.splits.items()
+        for item, value in zip(utterances, _utterance_keys(utterances, key))
+        if value is None
+    ]
     if missing:
         source = "a 'words' tier in its TextGrid" if key == "word_type" else "a speaker in the manifest"
         raise ValueError(f"control key {key!r} needs {source}; missing for: {', '.join(missing)}")
@@ -54,8 +58,9 @@ def control_labels(task, key, seed=0):
     values = sorted({value for split_keys in keys.values() for value in split_keys})
     drawn = rng.choice(len(task.classes), size=len(values), p=train_counts / train_counts.sum())
     label_of = dict(zip(values, drawn))
-    return {split: np.array([label_of[value] for value in split_keys], dtype=np.int64)
-            for split, split_keys in keys.items()}  # fmt: skip
+    return {
+        split: np.array([label_of[value] for value in split_keys], dtype=np.int64) for split, split_keys in keys.items()
+    }
 
 
 def control_task(task, controls):
@@ -74,8 +79,10 @@ def _split_labels(utterances):
 def _utterance_keys(utterances, key):
     """Per utterance: its segments' key values (array), or None when the utterance has none."""
     if key == "speaker":
-        return [None if item.utterance.speaker is None else np.full(len(item.labels), item.utterance.speaker, dtype=object)
-                for item in utterances]  # fmt: skip
+        return [
+            None if item.utterance.speaker is None else np.full(len(item.labels), item.utterance.speaker, dtype=object)
+            for item in utterances
+        ]
     return [item.words for item in utterances]
 
 

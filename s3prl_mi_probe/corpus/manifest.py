@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import write_text_atomic
-from .errors import CorpusError, problem_at
+from s3prl_mi_probe.common.atomic import write_text_atomic
+from s3prl_mi_probe.corpus.errors import CorpusError, problem_at
 
 REQUIRED_COLUMNS = ("id", "audio", "alignment", "split")
 SPLITS = ("train", "dev", "test")
@@ -66,9 +66,7 @@ def parse_manifest(path: str | Path) -> tuple[list[Utterance], list[str]]:
     duplicated = sorted({name for name in header if header.count(name) > 1})
     header_problems = []
     if missing:
-        header_problems.append(
-            f"header lacks required column(s) {', '.join(missing)} (found: {', '.join(header)})"
-        )
+        header_problems.append(f"header lacks required column(s) {', '.join(missing)} (found: {', '.join(header)})")
     if duplicated:
         header_problems.append(f"header repeats column(s) {', '.join(duplicated)}")
     if header_problems:

@@ -13,10 +13,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ..atomic import write_bytes_atomic, write_text_atomic
-from ..report.table import format_table
-from .errors import CorpusError
-from .segments import DROP_REASONS, TaskData, TaskOptions, build_task
+from s3prl_mi_probe.common.atomic import write_bytes_atomic, write_text_atomic
+from s3prl_mi_probe.common.table import format_table
+from s3prl_mi_probe.corpus.errors import CorpusError
+from s3prl_mi_probe.corpus.task import DROP_REASONS, TaskData, TaskOptions, build_task
 
 TABLE_CLASSES = 40  # classes listed in the text table
 PLOT_CLASSES = 30  # classes drawn in the bar chart
@@ -47,14 +47,16 @@ def manifest_stats(manifest: str | Path, options: TaskOptions, out: Path | None 
         f"max_classes={options.max_classes}, "
         f"durations in [{options.min_duration}, {options.max_duration}) s, fold_stress={options.fold_stress}"
         + ("; dev carved from train" if raw.dev_carved else ""),
-        "What the filters keep and drop (segments):\n" + (
+        "What the filters keep and drop (segments):\n"
+        + (
             format_table(_filter_rows(filtered), ["split", "segments", *DROP_REASONS, "kept", "kept_%"], float_digits=1)
-            if filtered is not None else f"not usable with these options: {filter_problem}"
+            if filtered is not None
+            else f"not usable with these options: {filter_problem}"
         ),
         _class_section(raw, options, filtered),
         "Durations of non-silence segments (all splits):\n"
         + format_table(_duration_rows(durations[is_speech], options), ["from_ms", "to_ms", "segments", "filter"]),
-    ]  # fmt: skip
+    ]
     text = "\n\n".join(sections)
     if out is not None:
         out = Path(out)
@@ -97,10 +99,13 @@ def _class_section(raw: TaskData, options: TaskOptions, filtered: TaskData | Non
     """Raw per-split counts of the most frequent train classes, with what the filters make of them."""
     per_split = {split: raw.label_counts(split) for split in raw.splits}
     rows = [
-        {"class": label, **{split: int(counts[index]) for split, counts in per_split.items()},
-         "status": _class_status(label, options, filtered)}
+        {
+            "class": label,
+            **{split: int(counts[index]) for split, counts in per_split.items()},
+            "status": _class_status(label, options, filtered),
+        }
         for index, label in enumerate(raw.classes[:TABLE_CLASSES])
-    ]  # fmt: skip
+    ]
     unseen = {split: raw.dropped[split]["rare_class"] for split in ("dev", "test")}
     lines = [
         f"Classes ({len(raw.classes)} train labels, most frequent first; raw counts before any filter; "

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from .errors import CorpusError
-from .manifest import SPLITS, read_manifest
-from .summary import build_tasks
+from s3prl_mi_probe.corpus.errors import CorpusError
+from s3prl_mi_probe.corpus.manifest import SPLITS, read_manifest
+from s3prl_mi_probe.corpus.overview import build_tasks
 
 
 def validate_manifest(manifest: str | Path) -> str:

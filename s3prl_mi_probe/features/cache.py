@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s3prl_mi_probe.atomic import write_json_atomic
+from s3prl_mi_probe.common.atomic import write_json_atomic
 
 CACHE_FORMAT = 1
 SPLIT_CODES = {"train": 0, "dev": 1, "test": 2}

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from s3prl_mi_probe.common.provenance import file_sha256
 from s3prl_mi_probe.corpus.audio import SAMPLE_RATE, load_audio
-from s3prl_mi_probe.features.all_layers import describe_upstream, hidden_state_list
+from s3prl_mi_probe.features.batching import length_sorted_batches
 from s3prl_mi_probe.features.cache import SPLIT_CODES, LayerCache, cache_key, key_inputs
-from s3prl_mi_probe.features.pooling import pool_segments, segment_pooling_matrix, valid_frames
-from s3prl_mi_probe.provenance import file_sha256
+from s3prl_mi_probe.features.hidden_states import describe_upstream, hidden_state_list
+from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, valid_frames
 
 MIN_SEGMENT_SAMPLES = 400  # one 25 ms frame: shorter segment audio is zero padded (audio slicing)
 
@@ -33,9 +34,8 @@ def layout_rows(task):
 
 
 def plan_chunks(items, batch_size):
-    """Chunks of item indices, by ascending length (stable), ``batch_size`` utterances each."""
-    order = sorted(range(len(items)), key=lambda index: items[index][0].num_samples)
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    """Chunks of item indices, by ascending utterance length (stable), ``batch_size`` utterances each."""
+    return length_sorted_batches([utterance.num_samples for utterance, _ in items], batch_size)
 
 
 class Extractor:
@@ -54,9 +54,14 @@ class Extractor:
     def cache_root(self, cache_dir, task, manifest_sha256):
         """The cache folder of this upstream, task and options."""
         inputs = key_inputs(
-            self.spec, self.checkpoint_sha256, manifest_sha256, task.options,
-            self.slicing, self.dtype, self.batch_size,
-        )  # fmt: skip
+            self.spec,
+            self.checkpoint_sha256,
+            manifest_sha256,
+            task.options,
+            self.slicing,
+            self.dtype,
+            self.batch_size,
+        )
         safe_label = self.spec.label.replace("/", "_").replace(":", "_")
         return cache_dir / f"{safe_label}-{task.options.task}-{cache_key(**inputs)[:16]}", inputs
 
@@ -88,7 +93,7 @@ class Extractor:
         bar = tqdm(todo, desc=f"extract {self.spec.label}", unit="batch", disable=not progress or rank != 0)
         for chunk_index in bar:
             chunk_items = [items[index] for index in chunks[chunk_index]]
-            for (utterance, first_row), pooled in zip(chunk_items, self._pool_chunk(chunk_items)):
+            for (_utterance, first_row), pooled in zip(chunk_items, self._pool_chunk(chunk_items)):
                 for layer, values in zip(layers, pooled):
                     layer[first_row : first_row + len(values)] = values
             for layer in layers:
@@ -114,12 +119,14 @@ class Extractor:
 
     def _pool_in_context(self, chunk_items, waves):
         layers = self._forward(waves)
-        pooled = []
-        for index, ((utterance, _), wave) in enumerate(zip(chunk_items, waves)):
-            frames = valid_frames(len(wave), self.downsample_rate, layers[0].size(1))
-            matrix = segment_pooling_matrix(utterance.starts, utterance.ends, frames, self.downsample_rate)
-            pooled.append([self._to_numpy(pool_segments(layer[index, :frames].float(), matrix).cpu()) for layer in layers])
-        return pooled
+        frame_counts = [valid_frames(len(wave), self.downsample_rate, layers[0].size(1)) for wave in waves]
+        spans = [(utterance.starts, utterance.ends) for utterance, _ in chunk_items]
+        matrices = batch_pooling_matrices(spans, frame_counts, self.downsample_rate)
+        boundaries = np.cumsum([len(utterance.labels) for utterance, _ in chunk_items])[:-1]
+        per_layer = [
+            np.split(self._to_numpy(pool_batch(layer.float(), matrices).cpu()), boundaries) for layer in layers
+        ]
+        return [list(utterance_layers) for utterance_layers in zip(*per_layer)]
 
     def _pool_segment_audio(self, utterance, wave):
         pieces = []

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-SAMPLE_RATE = 16000
+from s3prl_mi_probe.corpus.audio import SAMPLE_RATE
 
 
 def valid_frames(num_samples, downsample_rate, available):
@@ -34,3 +34,23 @@ def segment_pooling_matrix(starts, ends, num_frames, downsample_rate, sample_rat
 def pool_segments(hidden, pooling_matrix):
     """Pool frames ``[..., T, D]`` into segments ``[..., S, D]`` with a matrix from segment_pooling_matrix."""
     return torch.matmul(pooling_matrix.to(hidden.device, hidden.dtype), hidden)
+
+
+def batch_pooling_matrices(spans, frame_counts, downsample_rate):
+    """Per utterance of a batch, the pooling matrix ``[S_b, frames_b]`` of its ``(starts, ends)`` segments."""
+    return [
+        segment_pooling_matrix(starts, ends, count, downsample_rate)
+        for (starts, ends), count in zip(spans, frame_counts)
+    ]
+
+
+def pool_batch(hidden, matrices):
+    """Segments ``[..., S, D]`` of a padded batch ``[..., B, T, D]``, utterances concatenated in batch order.
+
+    ``matrices`` holds one matrix per utterance (:func:`batch_pooling_matrices`); its width is the
+    utterance's count of valid frames.
+    """
+    return torch.cat(
+        [pool_segments(hidden[..., index, : matrix.size(1), :], matrix) for index, matrix in enumerate(matrices)],
+        dim=-2,
+    )

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from s3prl_mi_probe.features.pooling import pool_segments
+from s3prl_mi_probe.features.pooling import pool_batch
 from s3prl_mi_probe.finetune.upper_layers import upper_layers
 from s3prl_mi_probe.metrics.margin import geometric_margins
 
@@ -37,7 +37,7 @@ class FinetuneProbes(nn.Module):
         pooled = []
         for index in self._members(members):
             top = self.uppers[index](hidden[self.from_layers[index]], lengths)
-            pooled.append(torch.cat([pool_segments(top[row, : matrix.size(1)], matrix) for row, matrix in enumerate(pooling)]))
+            pooled.append(pool_batch(top, pooling))
         return torch.stack(pooled)
 
     def forward(self, pooled, members=None):

@@ -12,17 +12,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from s3prl_mi_probe.corpus.audio import load_audio
-from s3prl_mi_probe.features.pooling import segment_pooling_matrix, valid_frames
+from s3prl_mi_probe.features.batching import length_sorted_batches
+from s3prl_mi_probe.features.pooling import batch_pooling_matrices, valid_frames
 from s3prl_mi_probe.finetune.probes import FinetuneProbes
 from s3prl_mi_probe.finetune.upper_layers import hidden_states_with_lengths
 from s3prl_mi_probe.metrics.bounds import cross_entropy_bits
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
 
 
-def length_sorted_batches(utterances, batch_size):
+def utterance_batches(utterances, batch_size):
     """Index lists of ``batch_size`` utterances each, by ascending length (stable)."""
-    order = sorted(range(len(utterances)), key=lambda index: utterances[index].num_samples)
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return length_sorted_batches([utterance.num_samples for utterance in utterances], batch_size)
 
 
 @torch.no_grad()
@@ -31,10 +31,11 @@ def frozen_batch(upstream, utterances, device):
     waves = [torch.from_numpy(load_audio(utterance.utterance.audio)).to(device) for utterance in utterances]
     hidden, lengths = hidden_states_with_lengths(upstream, waves)
     rate = upstream.get_downsample_rates("hidden_states")
+    frame_counts = [valid_frames(len(wave), rate, hidden[0].size(1)) for wave in waves]
     pooling = [
-        segment_pooling_matrix(u.starts, u.ends, valid_frames(len(wave), rate, hidden[0].size(1)), rate).to(device)
-        for u, wave in zip(utterances, waves)
-    ]  # fmt: skip
+        matrix.to(device)
+        for matrix in batch_pooling_matrices([(u.starts, u.ends) for u in utterances], frame_counts, rate)
+    ]
     labels = torch.as_tensor(np.concatenate([u.labels for u in utterances]), device=device)
     return hidden, lengths, pooling, labels
 
@@ -44,11 +45,18 @@ def evaluate_split(probes, upstream, utterances, batch_size, device, members=Non
     """Per-segment ``(ce_bits, correct, margins)`` ``[F, N]`` and ``labels [N]`` of the probes on a split."""
     probes.eval()
     parts = []
-    for batch in length_sorted_batches(utterances, batch_size):
+    for batch in utterance_batches(utterances, batch_size):
         hidden, lengths, pooling, labels = frozen_batch(upstream, [utterances[i] for i in batch], device)
         pooled = probes.pooled(hidden, lengths, pooling, members)
         logits = probes(pooled, members)
-        parts.append((cross_entropy_bits(logits, labels), logits.argmax(-1) == labels, probes.margins(pooled, labels, members), labels))
+        parts.append(
+            (
+                cross_entropy_bits(logits, labels),
+                logits.argmax(-1) == labels,
+                probes.margins(pooled, labels, members),
+                labels,
+            )
+        )
     ce_bits, correct, margins, labels = (torch.cat(columns, dim=-1).cpu() for columns in zip(*parts))
     return ce_bits, correct, margins, labels
 
@@ -67,7 +75,9 @@ def _restore(probes, index, snapshot):
     probes.weight[index], probes.bias[index] = snapshot["head"]
 
 
-def train_finetune_probes(probes, upstream, task, device, seed, max_epochs, batch_size, lr, head_lr, patience, progress):
+def train_finetune_probes(
+    probes, upstream, task, device, seed, max_epochs, batch_size, lr, head_lr, patience, progress
+):
     """Train ``probes`` in place with early stopping on dev; returns each probe's best epoch (0: untrained)."""
     train, dev = task.splits["train"], task.splits["dev"]
     members = list(range(len(probes.from_layers)))
@@ -77,7 +87,7 @@ def train_finetune_probes(probes, upstream, task, device, seed, max_epochs, batc
     best_dev = evaluate_split(probes, upstream, dev, batch_size, device)[0].mean(dim=1)
     best = [_snapshot(probes, index) for index in members]
     best_epoch, stale = [0] * len(members), [0] * len(members)
-    batches = length_sorted_batches(train, batch_size)
+    batches = utterance_batches(train, batch_size)
     order = torch.Generator().manual_seed(seed)
     epochs = tqdm(range(1, max_epochs + 1), desc="finetune", unit="epoch", disable=not progress, leave=False)
     for epoch in epochs:
@@ -104,8 +114,19 @@ def train_finetune_probes(probes, upstream, task, device, seed, max_epochs, batc
     return best_epoch
 
 
-def finetune_rows(upstream, task, from_layers, device="cpu", seed=0, max_epochs=40, batch_size=8, lr=1e-4,
-                  head_lr=1e-2, patience=5, progress=True):
+def finetune_rows(
+    upstream,
+    task,
+    from_layers,
+    device="cpu",
+    seed=0,
+    max_epochs=40,
+    batch_size=8,
+    lr=1e-4,
+    head_lr=1e-2,
+    patience=5,
+    progress=True,
+):
     """Dev and test metric rows of fine-tuning ``upstream`` from each of ``from_layers`` on ``task`` (a TaskData).
 
     ``lr`` is the Adam learning rate of the copied upper layers (1e-4 suits pretrained Base models),
@@ -126,6 +147,16 @@ def finetune_rows(upstream, task, from_layers, device="cpu", seed=0, max_epochs=
         ce_bits, correct, margins, labels = evaluate_split(probes, upstream, task.splits[split], batch_size, device)
         metrics = layer_metrics(ce_bits, correct, margins, labels.numpy(), len(task.classes))
         for index, (layer, row) in enumerate(zip(probes.from_layers, metrics)):
-            rows.append({"layer": layer, "split": split, "probe": "finetune", **row, "l2": None,
-                         "epochs": epochs[index], "fit": "early_stop", "dropped_unseen": 0})  # fmt: skip
+            rows.append(
+                {
+                    "layer": layer,
+                    "split": split,
+                    "probe": "finetune",
+                    **row,
+                    "l2": None,
+                    "epochs": epochs[index],
+                    "fit": "early_stop",
+                    "dropped_unseen": 0,
+                }
+            )
     return rows

@@ -1,6 +1,6 @@
 """Barber–Agakov bound pieces, in bits: label entropy (plug-in, Miller–Madow) and held-out cross-entropy.
 
-I(Z;Y) >= H(Y) - CE, with CE = E[-log2 q(y|z)] measured on held-out data (design.md §1).
+I(Z;Y) >= H(Y) - CE, with CE = E[-log2 q(y|z)] measured on held-out data (docs/method.md, "The bound").
 Nats are converted to bits once, here.
 """
 

@@ -6,24 +6,6 @@ from s3prl_mi_probe.metrics.bounds import entropy_bits, miller_madow_entropy_bit
 from s3prl_mi_probe.metrics.margin import margin_summary
 from s3prl_mi_probe.metrics.uncertainty import bootstrap_intervals
 
-METRIC_NAMES = (
-    "mi_bits",
-    "h_y_bits",
-    "h_y_mm_bits",
-    "ce_bits",
-    "accuracy",
-    "mi_bits_ci_low",
-    "mi_bits_ci_high",
-    "accuracy_ci_low",
-    "accuracy_ci_high",
-    "margin_median",
-    "margin_p10",
-    "margin_min",
-    "margin_positive_frac",
-    "num_segments",
-    "num_classes",
-)
-
 
 def layer_metrics(ce_bits, correct, margins, labels, num_classes, resamples=1000, level=0.95, seed=0):
     """One dict of METRIC_NAMES per layer from per-sample arrays ``[L, N]`` and labels ``[N]``.

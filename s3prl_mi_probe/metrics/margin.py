@@ -1,4 +1,4 @@
-"""Per-sample geometric margin of a linear classifier (design.md §1).
+"""Per-sample geometric margin of a linear classifier (docs/method.md, "Margins").
 
 gamma_i = min_{j != y_i} ((w_{y_i} - w_j)·z_i + b_{y_i} - b_j) / ||w_{y_i} - w_j||,
 positive iff sample i is classified right, and then its distance to the decision boundary.

@@ -74,8 +74,11 @@ def bootstrap_intervals(ce_bits, correct, labels, num_classes, resamples=1000, l
     means = sums / num_rows
     mi = entropies[:, None] - means[:, :num_layers]
     accuracy = means[:, num_layers:]
-    plug_in = {"mi": _entropy_bits_rows(class_sizes[None, class_sizes > 0].astype(np.float64), num_rows)
-               - ce_bits.mean(axis=1), "accuracy": correct.mean(axis=1)}  # fmt: skip
+    plug_in = {
+        "mi": _entropy_bits_rows(class_sizes[None, class_sizes > 0].astype(np.float64), num_rows)
+        - ce_bits.mean(axis=1),
+        "accuracy": correct.mean(axis=1),
+    }
     mi_low, mi_high = _bias_corrected_percentiles(mi, plug_in["mi"], level)
     accuracy_low, accuracy_high = _bias_corrected_percentiles(accuracy, plug_in["accuracy"], level)
     return [

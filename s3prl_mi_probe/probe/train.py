@@ -1,4 +1,4 @@
-"""Fit one probe per layer on feature arrays and report held-out Barber–Agakov bounds (design.md §1).
+"""Fit one probe per layer on feature arrays and report held-out Barber–Agakov bounds (docs/method.md, "The bound").
 
 Every (layer, L2 strength) pair is an independent probe; all of them sit in one *probe bank* (a
 probe module whose leading dimension indexes the pairs) and train together with minibatch Adam.
@@ -20,9 +20,7 @@ objective divided by ``C * N``: ``C = 1 / (l2 * N)``.
 """
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
@@ -32,98 +30,17 @@ from tqdm import tqdm
 
 from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
-from s3prl_mi_probe.probe.linear import LayerwiseLinearProbe
-from s3prl_mi_probe.probe.mlp import LayerwiseMLPProbe
+from s3prl_mi_probe.probe.arrays import carve_dev, encode_labels, stack_layers
+from s3prl_mi_probe.probe.kinds import DEFAULT_HIDDEN_DIM, build_probe_bank, probe_kind
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
 
 DEFAULT_L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-DEV_FRACTION = 0.1
 EVAL_CHUNK_ROWS = 1024
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 POLISH_TOL = 1e-4
 POLISH_MAX_STEPS = 30
 FITS = ("early_stop", "converged")
-DEFAULT_HIDDEN_DIM = 256
-
-
-@dataclass(frozen=True)
-class ProbeKind:
-    """A kind of probe bank.
-
-    ``build(num_probes, input_dim, num_classes, hidden_dim=..., seed=...)`` makes the bank,
-    ``penalized`` names the parameters the L2 term covers, ``convex`` says whether the train objective
-    is convex, so that polishing to its optimum (the "converged" fit) is meaningful.
-    """
-
-    build: Callable
-    penalized: tuple
-    convex: bool
-
-
-def _linear_bank(num_probes, input_dim, num_classes, hidden_dim=DEFAULT_HIDDEN_DIM, seed=0):
-    """A :class:`LayerwiseLinearProbe` bank; it has no hidden layer and starts at zero, so ignores both options."""
-    return LayerwiseLinearProbe(num_probes, input_dim, num_classes)
-
-
-def _mlp_kind(depth):
-    """MLP probes with ``depth`` hidden layers; L2 covers every weight matrix."""
-    hidden_weights = tuple(f"hidden_weights.{layer}" for layer in range(depth))
-    return ProbeKind(build=partial(LayerwiseMLPProbe, depth=depth), penalized=(*hidden_weights, "weight"), convex=False)
-
-
-PROBE_KINDS = {
-    "linear": ProbeKind(build=_linear_bank, penalized=("weight",), convex=True),
-    "mlp1": _mlp_kind(1),
-    "mlp2": _mlp_kind(2),
-}
-
-
-def probe_kind(name):
-    """The :class:`ProbeKind` called ``name``; ValueError naming the supported kinds otherwise."""
-    if name not in PROBE_KINDS:
-        raise ValueError(f"unsupported probe {name!r}; supported: {sorted(PROBE_KINDS)}")
-    return PROBE_KINDS[name]
-
-
-def build_probe_bank(kind_name, num_probes, input_dim, num_classes, hidden_dim=DEFAULT_HIDDEN_DIM, seed=0):
-    """A bank of ``num_probes`` independent probes of kind ``kind_name`` (a key of ``PROBE_KINDS``).
-
-    It maps features ``[P, N, input_dim]`` to logits ``[P, N, num_classes]``. ``hidden_dim`` is the
-    width of MLP probes and ``seed`` draws their hidden weights; linear banks start at zero.
-    """
-    return probe_kind(kind_name).build(num_probes, input_dim, num_classes, hidden_dim=hidden_dim, seed=seed)
-
-
-def stack_layers(features):
-    """Float32 tensor ``[L, N, D]`` from ``[L, N, D]`` or a list of L ``[N, D_l]``, zero-padded to max D_l."""
-    if isinstance(features, (list, tuple)):
-        layers = [torch.as_tensor(np.asarray(layer) if not torch.is_tensor(layer) else layer) for layer in features]
-        width = max(layer.shape[1] for layer in layers)
-        return torch.stack([F.pad(layer.float(), (0, width - layer.shape[1])) for layer in layers])
-    return torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features).float()
-
-
-def encode_labels(labels, classes):
-    """Class indices of the rows whose label is in ``classes`` (sorted), and the mask of those rows."""
-    labels = np.asarray(labels)
-    position = np.searchsorted(classes, labels).clip(0, len(classes) - 1)
-    known = classes[position] == labels
-    return torch.as_tensor(position[known], dtype=torch.long), known
-
-
-def carve_dev(num_rows, groups=None, seed=0, fraction=DEV_FRACTION):
-    """Boolean dev mask over training rows: whole groups (about ``fraction`` of them) or ``fraction`` of rows."""
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        dev = np.zeros(num_rows, dtype=bool)
-        dev[rng.permutation(num_rows)[: max(1, round(fraction * num_rows))]] = True
-        return dev
-    names = np.unique(np.asarray(groups))
-    if names.size < 2:
-        raise ValueError("carving a dev split by groups needs at least two groups")
-    chosen = rng.permutation(names)[: max(1, round(fraction * names.size))]
-    return np.isin(np.asarray(groups), chosen)
 
 
 @dataclass
@@ -191,7 +108,9 @@ def _bank_losses(bank, params, features, labels, layer_of, chunk_rows):
         for start in range(0, labels.numel(), chunk_rows):
             rows = slice(start, start + chunk_rows)
             logits = functional_call(bank, subset, (features[layer, rows].expand(members.numel(), -1, -1),))
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[rows].repeat(members.numel()), reduction="none")
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), labels[rows].repeat(members.numel()), reduction="none"
+            )
             total = total.index_add(0, members, loss.view(members.numel(), -1).sum(1))
     return total
 
@@ -257,8 +176,20 @@ def fit_layer_probes(
     layer_of = torch.arange(num_layers, device=device).repeat_interleave(num_candidates)
     l2 = torch.tensor(l2_grid, device=device).repeat(num_layers)
     best = _train_bank(
-        bank, kind, features, targets, dev_features, dev_targets, layer_of, l2,
-        generator, max_epochs, batch_size, patience, lr, progress,
+        bank,
+        kind,
+        features,
+        targets,
+        dev_features,
+        dev_targets,
+        layer_of,
+        l2,
+        generator,
+        max_epochs,
+        batch_size,
+        patience,
+        lr,
+        progress,
     )
     fits, fits_dev_ce = [best["params"]], [best["dev_ce"]]
     if kind.convex:
@@ -286,8 +217,22 @@ def fit_layer_probes(
     )
 
 
-def _train_bank(bank, kind, features, targets, dev_features, dev_targets, layer_of, l2, generator,
-                max_epochs, batch_size, patience, lr, progress):
+def _train_bank(
+    bank,
+    kind,
+    features,
+    targets,
+    dev_features,
+    dev_targets,
+    layer_of,
+    l2,
+    generator,
+    max_epochs,
+    batch_size,
+    patience,
+    lr,
+    progress,
+):
     """Minibatch Adam over the bank with per-probe learning rates and early stopping on dev CE.
 
     Returns the best dev CE ``[P]`` (nats), best epoch ``[P]`` (1-based) and parameters at that epoch.
@@ -412,11 +357,34 @@ def _broadcast(per_probe, like):
     return per_probe.view(-1, *[1] * (like.dim() - 1))
 
 
-def probe_layers(train, test, dev=None, probe="linear", seed=0, device="cpu", groups=None, l2_grid=None,
-                 max_epochs=100, batch_size=256, patience=6, progress=True, hidden_dim=DEFAULT_HIDDEN_DIM):
+def probe_layers(
+    train,
+    test,
+    dev=None,
+    probe="linear",
+    seed=0,
+    device="cpu",
+    groups=None,
+    l2_grid=None,
+    max_epochs=100,
+    batch_size=256,
+    patience=6,
+    progress=True,
+    hidden_dim=DEFAULT_HIDDEN_DIM,
+):
     """Test-split metric rows, one per layer: probes fitted by :func:`fit_layer_probes`, evaluated on ``test``."""
     fitted = fit_layer_probes(
-        train, dev=dev, probe=probe, seed=seed, device=device, groups=groups, l2_grid=l2_grid,
-        max_epochs=max_epochs, batch_size=batch_size, patience=patience, progress=progress, hidden_dim=hidden_dim,
+        train,
+        dev=dev,
+        probe=probe,
+        seed=seed,
+        device=device,
+        groups=groups,
+        l2_grid=l2_grid,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        patience=patience,
+        progress=progress,
+        hidden_dim=hidden_dim,
     )
     return fitted.evaluate(*test, split="test")

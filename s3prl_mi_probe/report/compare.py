@@ -4,10 +4,10 @@ import csv
 import io
 from pathlib import Path
 
-from s3prl_mi_probe.atomic import write_text_atomic
+from s3prl_mi_probe.common.atomic import write_text_atomic
+from s3prl_mi_probe.common.table import format_table
 from s3prl_mi_probe.report.plots import PLOT_FILE_STEMS, plot_layer_curves
 from s3prl_mi_probe.report.rows import best_layers, read_sweep_csv
-from s3prl_mi_probe.report.table import format_table
 
 COMPARED_METRICS = ("mi_bits", "accuracy", "margin_median")
 COMPARED_SPLIT = "test"
@@ -49,11 +49,15 @@ def _wide_rows(rows, upstreams):
     for row in rows:
         if row["split"] != COMPARED_SPLIT:
             continue
-        line = wide.setdefault((row["task"], row["probe"], row["layer"]),
-                               {"task": row["task"], "probe": row["probe"], "layer": row["layer"]})
+        line = wide.setdefault(
+            (row["task"], row["probe"], row["layer"]),
+            {"task": row["task"], "probe": row["probe"], "layer": row["layer"]},
+        )
         for metric in COMPARED_METRICS:
             line[f"{row['upstream']}:{metric}"] = row[metric]
-    columns = ["task", "probe", "layer"] + [f"{upstream}:{metric}" for upstream in upstreams for metric in COMPARED_METRICS]
+    columns = ["task", "probe", "layer"] + [
+        f"{upstream}:{metric}" for upstream in upstreams for metric in COMPARED_METRICS
+    ]
     return [wide[key] for key in sorted(wide)], columns
 
 
@@ -69,9 +73,13 @@ def _task_section(task, task_rows, upstreams, plot_paths, out):
     """Markdown for one task: H(Y), mi_bits per layer × upstream, best layers, embedded plots."""
     test_rows = [row for row in task_rows if row["split"] == COMPARED_SPLIT]
     entropies = sorted({round(row["h_y_bits"], 3) for row in test_rows})
-    lines = [f"## Task: {task}", "",
-             f"H(Y) on the {COMPARED_SPLIT} split: {', '.join(f'{h:.3f}' for h in entropies)} bits "
-             "(the ceiling for every mi_bits value below).", ""]
+    lines = [
+        f"## Task: {task}",
+        "",
+        f"H(Y) on the {COMPARED_SPLIT} split: {', '.join(f'{h:.3f}' for h in entropies)} bits "
+        "(the ceiling for every mi_bits value below).",
+        "",
+    ]
 
     for probe in dict.fromkeys(row["probe"] for row in test_rows):
         by_layer = {}
@@ -79,15 +87,36 @@ def _task_section(task, task_rows, upstreams, plot_paths, out):
             if row["probe"] == probe:
                 by_layer.setdefault(row["layer"], {"layer": row["layer"]})[row["upstream"]] = row["mi_bits"]
         present = [upstream for upstream in upstreams if any(upstream in line for line in by_layer.values())]
-        lines += [f"### mi_bits (bits) per layer, {probe} probe", "", "```",
-                  format_table([by_layer[layer] for layer in sorted(by_layer)], ["layer", *present]), "```", ""]
+        lines += [
+            f"### mi_bits (bits) per layer, {probe} probe",
+            "",
+            "```",
+            format_table([by_layer[layer] for layer in sorted(by_layer)], ["layer", *present]),
+            "```",
+            "",
+        ]
 
     best = best_layers(task_rows, metric="mi_bits", split=COMPARED_SPLIT)
-    best_rows = [{"upstream": upstream, "probe": probe, "best_layer": row["layer"], "mi_bits": row["mi_bits"],
-                  "h_y_bits": row["h_y_bits"], "accuracy": row["accuracy"], "margin_median": row["margin_median"]}
-                 for (upstream, _, probe), row in best.items()]
-    lines += ["### Best layer per upstream (highest mi_bits; ties go to the lowest layer)", "", "```",
-              format_table(best_rows, BEST_LAYER_COLUMNS), "```", ""]
+    best_rows = [
+        {
+            "upstream": upstream,
+            "probe": probe,
+            "best_layer": row["layer"],
+            "mi_bits": row["mi_bits"],
+            "h_y_bits": row["h_y_bits"],
+            "accuracy": row["accuracy"],
+            "margin_median": row["margin_median"],
+        }
+        for (upstream, _, probe), row in best.items()
+    ]
+    lines += [
+        "### Best layer per upstream (highest mi_bits; ties go to the lowest layer)",
+        "",
+        "```",
+        format_table(best_rows, BEST_LAYER_COLUMNS),
+        "```",
+        "",
+    ]
 
     lines += ["### Plots", ""]
     lines += [f"![{task} {metric}]({path.relative_to(out).as_posix()})" for metric, path in plot_paths.items()]
@@ -125,8 +154,10 @@ def compare_sweeps(sweep_dirs, out) -> dict:
     plots = {}
     for task in sorted({row["task"] for row in rows if row["split"] == COMPARED_SPLIT}):
         task_rows = [row for row in rows if row["task"] == task]
-        plots[task] = {metric: plot_layer_curves(task_rows, metric, plots_dir / f"{task}_{stem}.png", split=COMPARED_SPLIT)
-                       for metric, stem in PLOT_FILE_STEMS.items()}
+        plots[task] = {
+            metric: plot_layer_curves(task_rows, metric, plots_dir / f"{task}_{stem}.png", split=COMPARED_SPLIT)
+            for metric, stem in PLOT_FILE_STEMS.items()
+        }
         lines += _task_section(task, task_rows, upstreams, plots[task], out)
     markdown_path = out / "compare.md"
     write_text_atomic(markdown_path, "\n".join(lines))

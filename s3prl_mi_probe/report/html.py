@@ -34,8 +34,10 @@ def _inline(text, folder):
     pieces, last = [], 0
     for match in _IMAGE.finditer(text):
         data = base64.b64encode((folder / match.group(2)).read_bytes()).decode()
-        pieces += [_format(text[last : match.start()]), f'<img alt="{html.escape(match.group(1))}" '
-                   f'src="data:image/png;base64,{data}">']  # fmt: skip
+        pieces += [
+            _format(text[last : match.start()]),
+            f'<img alt="{html.escape(match.group(1))}" src="data:image/png;base64,{data}">',
+        ]
         last = match.end()
     return "".join(pieces) + _format(text[last:])
 
@@ -102,7 +104,7 @@ def markdown_to_html(markdown, folder, title):
 
 def write_html_report(markdown_path, html_path=None):
     """Write the self-contained HTML twin of a Markdown report; returns its path."""
-    from s3prl_mi_probe.atomic import write_text_atomic
+    from s3prl_mi_probe.common.atomic import write_text_atomic
 
     markdown_path = Path(markdown_path)
     html_path = Path(html_path) if html_path else markdown_path.with_suffix(".html")

@@ -7,7 +7,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from s3prl_mi_probe.atomic import write_bytes_atomic
+from s3prl_mi_probe.common.atomic import write_bytes_atomic
 from s3prl_mi_probe.report.rows import best_layers
 
 AXIS_LABELS = {
@@ -52,8 +52,15 @@ def _draw_entropy_lines(axes, curves, label_tasks):
     for task, entropy in entropies.items():
         label = f"H(Y) {task}" if label_tasks else "H(Y)"
         axes.axhline(entropy, linestyle="--", color="0.4", linewidth=1.2, label=label)
-        axes.annotate(f"{label} = {entropy:.2f}", (0, entropy), xycoords=("axes fraction", "data"),
-                      xytext=(4, 3), textcoords="offset points", fontsize="small", color="0.3")
+        axes.annotate(
+            f"{label} = {entropy:.2f}",
+            (0, entropy),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize="small",
+            color="0.3",
+        )
 
 
 def plot_layer_curves(rows, metric, path, split="test", title=None):
@@ -61,8 +68,8 @@ def plot_layer_curves(rows, metric, path, split="test", title=None):
 
     Each line's best layer (highest metric, lowest layer on ties) gets a star and a label; for
     ``mi_bits`` each task's H(Y) is a dashed reference line. Where the rows carry a confidence
-    interval (``<metric>_ci_low``/``_ci_high``, the bootstrap over test segments) it is a shaded band. If the rows hold several tasks, the
-    task is added to each line's label.
+    interval (``<metric>_ci_low``/``_ci_high``, the bootstrap over test segments) it is a shaded band.
+    If the rows hold several tasks, the task is added to each line's label.
     """
     curves = _curves(rows, split)
     if not curves:
@@ -79,19 +86,33 @@ def plot_layer_curves(rows, metric, path, split="test", title=None):
         color = f"C{index % 10}"
         label = f"{upstream} · {probe}" + (f" · {task}" if label_tasks else "")
         layers = [row["layer"] for row in curve]
-        axes.plot(layers, [row[metric] for row in curve],
-                  marker="o", markersize=4, linewidth=1.6, color=color, label=label)
+        axes.plot(
+            layers, [row[metric] for row in curve], marker="o", markersize=4, linewidth=1.6, color=color, label=label
+        )
         interval = _interval(curve, metric)
         if interval is not None:
             axes.fill_between(layers, *interval, color=color, alpha=0.18, linewidth=0)
             banded = True
         if key in best:
             top = best[key]
-            axes.plot(top["layer"], top[metric], marker="*", markersize=15, color=color,
-                      markeredgecolor="black", linestyle="none")
-            axes.annotate(f"L{top['layer']}: {top[metric]:.3g}", (top["layer"], top[metric]),
-                          xytext=(6, 6), textcoords="offset points", fontsize="small", color=color,
-                          fontweight="bold")
+            axes.plot(
+                top["layer"],
+                top[metric],
+                marker="*",
+                markersize=15,
+                color=color,
+                markeredgecolor="black",
+                linestyle="none",
+            )
+            axes.annotate(
+                f"L{top['layer']}: {top[metric]:.3g}",
+                (top["layer"], top[metric]),
+                xytext=(6, 6),
+                textcoords="offset points",
+                fontsize="small",
+                color=color,
+                fontweight="bold",
+            )
     if metric == "mi_bits":
         _draw_entropy_lines(axes, curves, label_tasks)
 
@@ -114,5 +135,6 @@ def plot_sweep(rows, plots_dir) -> dict:
     """Write mi_bits.png, accuracy.png and margin.png (median margin) for one sweep; returns {metric: path}."""
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
-    return {metric: plot_layer_curves(rows, metric, plots_dir / f"{stem}.png")
-            for metric, stem in PLOT_FILE_STEMS.items()}
+    return {
+        metric: plot_layer_curves(rows, metric, plots_dir / f"{stem}.png") for metric, stem in PLOT_FILE_STEMS.items()
+    }

@@ -5,17 +5,8 @@ import io
 import math
 from pathlib import Path
 
-from s3prl_mi_probe.atomic import write_text_atomic
-from s3prl_mi_probe.metrics.layer_metrics import METRIC_NAMES
-from s3prl_mi_probe.probe.seed_spread import SEED_COLUMNS
-from s3prl_mi_probe.probe.selectivity import CONTROL_COLUMNS
-
-# Filled by the sweep's optional analyses; empty where an analysis was not asked for or does not apply.
-ANALYSIS_COLUMNS = (*CONTROL_COLUMNS, "mdl_bits", "compression", "hard_margin", *SEED_COLUMNS)
-SWEEP_COLUMNS = ("upstream", "layer", "probe", "task", "split", *METRIC_NAMES, *ANALYSIS_COLUMNS)
-TEXT_COLUMNS = ("upstream", "probe", "task", "split")
-INT_COLUMNS = ("layer", "num_segments", "num_classes", "num_seeds")
-METRIC_COLUMNS = tuple(c for c in SWEEP_COLUMNS if c not in TEXT_COLUMNS + INT_COLUMNS)
+from s3prl_mi_probe.common.atomic import write_text_atomic
+from s3prl_mi_probe.metrics.columns import INT_COLUMNS, METRIC_COLUMNS, SWEEP_COLUMNS
 
 
 def write_sweep_csv(path, rows):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from tensorboardX import SummaryWriter
 
-from s3prl_mi_probe.report.rows import METRIC_COLUMNS
+from s3prl_mi_probe.metrics.columns import METRIC_COLUMNS
 
 
 def run_folder_name(upstream):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import soundfile
 from praatio import textgrid
 
-from ..audio import audio_info
-from ..errors import CorpusError
-from ..manifest import ManifestRow, write_manifest
-from ..summary import corpus_summary
-from ..tones import write_textgrid
+from s3prl_mi_probe.corpus.audio import audio_info
+from s3prl_mi_probe.corpus.errors import CorpusError
+from s3prl_mi_probe.corpus.manifest import ManifestRow, write_manifest
+from s3prl_mi_probe.corpus.overview import corpus_summary
+from s3prl_mi_probe.corpus.textgrid import write_textgrid
 
 OUR_TIERS = ("words", "phones")
 
@@ -23,26 +22,6 @@ Interval = tuple[float, float, str]
 
 class InputProblem(ValueError):
     """One unusable input file; the message names the file and says why."""
-
-
-def assign_splits(keys: list[str], dev_fraction: float, test_fraction: float, seed: int) -> dict[str, str]:
-    """Assign distinct keys (speakers or utterances) to splits at random.
-
-    About ``dev_fraction`` and ``test_fraction`` of the keys (at least one each) go to dev and
-    test, the rest (at least one) to train. Raises ValueError for fewer than 3 keys.
-    """
-    if not (dev_fraction > 0 and test_fraction > 0 and dev_fraction + test_fraction < 1):
-        raise ValueError(f"need dev and test fractions > 0 summing to < 1, got {dev_fraction} and {test_fraction}")
-    unique = sorted(set(keys))
-    if len(unique) < 3:
-        raise ValueError(f"need at least 3 speakers or utterances for train, dev and test, found {len(unique)}")
-    test_count = max(1, round(test_fraction * len(unique)))
-    dev_count = min(max(1, round(dev_fraction * len(unique))), len(unique) - test_count - 1)
-    order = [unique[i] for i in np.random.default_rng(seed).permutation(len(unique))]
-    split_of = dict.fromkeys(order[:test_count], "test")
-    split_of.update(dict.fromkeys(order[test_count : test_count + dev_count], "dev"))
-    split_of.update(dict.fromkeys(order[test_count + dev_count :], "train"))
-    return split_of
 
 
 def check_audio(path: Path) -> None:

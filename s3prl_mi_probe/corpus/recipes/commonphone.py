@@ -6,9 +6,9 @@ import csv
 from functools import partial
 from pathlib import Path
 
-from ..segments import DEFAULT_SILENCE_LABELS
-from ..manifest import ManifestRow
-from .common import InputProblem, check_audio, convert_textgrid, finish_recipe
+from s3prl_mi_probe.corpus.manifest import ManifestRow
+from s3prl_mi_probe.corpus.recipes.common import InputProblem, check_audio, convert_textgrid, finish_recipe
+from s3prl_mi_probe.corpus.task import DEFAULT_SILENCE_LABELS
 
 CSV_SPLITS = ("train", "dev", "test")
 MAUS_TIERS = {"phones": "MAU", "words": "ORT-MAU"}
@@ -47,9 +47,11 @@ def prepare_commonphone(root: Path, languages: list[str], out: Path) -> Path:
                 try:
                     check_audio(audio)
                     convert_textgrid(
-                        root / language / "grids" / f"{stem}.TextGrid", alignment, MAUS_TIERS,
+                        root / language / "grids" / f"{stem}.TextGrid",
+                        alignment,
+                        MAUS_TIERS,
                         relabel={"words": partial(_prefixed, prefix=f"{language}_")},
-                    )  # fmt: skip
+                    )
                 except InputProblem as problem:
                     problems.append(str(problem))
                     continue

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..manifest import SPLITS
-from ..manifest import ManifestRow
-from .common import OUR_TIERS, InputProblem, check_audio, finish_recipe, read_tiers, skipped_note
+from s3prl_mi_probe.corpus.manifest import SPLITS, ManifestRow
+from s3prl_mi_probe.corpus.recipes.common import (
+    OUR_TIERS,
+    InputProblem,
+    check_audio,
+    finish_recipe,
+    read_tiers,
+    skipped_note,
+)
 
 
 def prepare_librispeech(root: Path, alignments: Path, splits: list[str], out: Path) -> Path:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..manifest import ManifestRow
-from .common import (
+import numpy as np
+
+from s3prl_mi_probe.corpus.errors import CorpusError
+from s3prl_mi_probe.corpus.manifest import ManifestRow
+from s3prl_mi_probe.corpus.recipes.common import (
     OUR_TIERS,
     InputProblem,
-    assign_splits,
     check_audio,
     convert_textgrid,
     finish_recipe,
     read_tiers,
     skipped_note,
 )
+from s3prl_mi_probe.corpus.splits import assign_splits
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -76,7 +78,7 @@ def prepare_textgrids(
     speakers = [key.split("/")[0] if split_by == "speaker" else None for key, _, _ in pairs]
     split_keys = [speaker or key for speaker, (key, _, _) in zip(speakers, pairs)]
     try:
-        split_of = assign_splits(split_keys, dev_fraction, test_fraction, seed)
+        split_of = assign_splits(sorted(set(split_keys)), dev_fraction, test_fraction, np.random.default_rng(seed))
     except ValueError as error:
         raise CorpusError(audio, [*problems, f"{audio}: {error}"]) from None
     rows = [

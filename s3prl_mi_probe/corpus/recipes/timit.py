@@ -9,34 +9,56 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from ...atomic import write_bytes_atomic
-from ..tones import write_textgrid
-from ..manifest import ManifestRow
-from .common import Interval, InputProblem, finish_recipe
+from s3prl_mi_probe.common.atomic import write_bytes_atomic
+from s3prl_mi_probe.corpus.manifest import ManifestRow
+from s3prl_mi_probe.corpus.recipes.common import InputProblem, Interval, finish_recipe
+from s3prl_mi_probe.corpus.textgrid import write_textgrid
 
 # The 24 core test speakers (2 male, 1 female per dialect region DR1..DR8).
-CORE_TEST_SPEAKERS = frozenset("""
+CORE_TEST_SPEAKERS = frozenset(
+    """
     mdab0 mwbt0 felc0   mtas1 mwew0 fpas0   mjmp0 mlnt0 fpkt0   mlll0 mtls0 fjlm0
     mbpm0 mklt0 fnlp0   mcmj0 mjdh0 fmgd0   mgrt0 mnjm0 fdhc0   mjln0 mpam0 fmld0
-""".split())
+""".split()
+)
 # The 50-speaker development set of the Kaldi TIMIT recipe (conf/dev_spk.list, after
 # Halberstadt 1998): TEST speakers outside the core test set. The other 94 TEST speakers are unused.
-DEV_SPEAKERS = frozenset("""
+DEV_SPEAKERS = frozenset(
+    """
     faks0 fdac1 fjem0 mgwt0 mjar0 mmdb1 mmdm2 mpdf0 fcmh0 fkms0 mbdg0 mbwm0 mcsh0
     fadg0 fdms0 fedw0 mgjf0 mglb0 mrtk0 mtaa0 mtdt0 mthc0 mwjg0 fnmr0 frew0 fsem0
     mbns0 mmjr0 mdls0 mdlf0 mdvc0 mers0 fmah0 fdrw0 mrcs0 mrjm4 fcal1 mmwh0 fjsj0
     majc0 mjsw0 mreb0 fgjd0 fjmg0 mroa0 mteb0 mjfc0 mrjr0 fmml0 mrws1
-""".split())
+""".split()
+)
 # Lee & Hon (1989) 61 -> 39 folding, as in Kaldi's phones.60-48-39.map: the phones listed here
 # change, all others keep their label. Closures and pauses become "sil" (adjacent ones merged);
 # the glottal stop q is removed (its interval is left unlabelled).
 FOLD_61_TO_39 = {
-    "ao": "aa", "ax": "ah", "ax-h": "ah", "axr": "er", "hv": "hh", "ix": "ih", "el": "l", "em": "m",
-    "en": "n", "nx": "n", "eng": "ng", "zh": "sh", "ux": "uw",
-    "bcl": "sil", "dcl": "sil", "gcl": "sil", "pcl": "sil", "tcl": "sil", "kcl": "sil",
-    "h#": "sil", "pau": "sil", "epi": "sil",
+    "ao": "aa",
+    "ax": "ah",
+    "ax-h": "ah",
+    "axr": "er",
+    "hv": "hh",
+    "ix": "ih",
+    "el": "l",
+    "em": "m",
+    "en": "n",
+    "nx": "n",
+    "eng": "ng",
+    "zh": "sh",
+    "ux": "uw",
+    "bcl": "sil",
+    "dcl": "sil",
+    "gcl": "sil",
+    "pcl": "sil",
+    "tcl": "sil",
+    "kcl": "sil",
+    "h#": "sil",
+    "pau": "sil",
+    "epi": "sil",
     "q": None,
-}  # fmt: skip
+}
 FOLDED_SILENCE = "sil"
 UTTERANCE_FILE = re.compile(r"^s[ix]\d+\.wav$")  # SI and SX sentences; the dialect sentences SA* are skipped
 REQUIRED_SPHERE_FIELDS = ("sample_count", "sample_rate", "sample_n_bytes", "sample_byte_format")

@@ -1,0 +1,272 @@
+"""Hard (max-)margin of layers whose train features are linearly separable (docs/method.md, "Margins").
+
+Problem, per layer, on features z_i with labels y_i among the K classes that occur in ``labels``:
+
+    min ½‖W‖²_F  s.t.  (w_{y_i} − w_j)·z_i + b_{y_i} − b_j ≥ 1  for all i and j ≠ y_i,
+
+with an unpenalised bias b (``bias=True``, the geometric choice) or none (``bias=False``, which is
+scikit-learn's ``LinearSVC(multi_class="crammer_singer", fit_intercept=False)`` as C → ∞). The margin is
+γ* = 1/‖W*‖_F = max over (W, b) of min_{i, j≠y_i} ((w_{y_i} − w_j)·z_i + b_{y_i} − b_j) / ‖W‖_F, and NaN
+when no (W, b) separates the rows. Features are used as given: standardise them first (docs/method.md, "Segments").
+
+Method. Crammer–Singer and Weston–Watkins share this hard-margin constraint set, so we minimise the
+smooth Weston–Watkins squared-hinge objective
+
+    f_C(W, b) = ½‖W‖² + C/2 · Σ_i Σ_{j≠y_i} max(0, 1 − g_ij)²,   g_ij = s_{i y_i} − s_ij,   s = ZW + b,
+
+whose minimiser tends to (W*, b*) as C → ∞. Each layer is an independent problem; all of them run together
+as one batch through L-BFGS with a backtracking (Armijo) line search on cached scores, so a trial step costs
+no matmul and an iteration costs two batched matmuls. C grows tenfold per *stage*, warm-started; a stage
+ends when ‖∇f_C‖ ≤ ``grad_tol`` · ‖W‖ or after ``max_iter`` iterations.
+
+Bounds checked at every stage end. ℓ = max(0, min_ij g_ij) / ‖W‖ is the margin of the current (W, b), so
+ℓ ≤ γ*, and ℓ > 0 certifies separability. With α_ij = C max(0, 1 − g_ij) ≥ 0, weak duality gives
+γ* ≤ u = ‖Σ_ij α_ij z_i (e_{y_i} − e_j)ᵀ‖_F / Σ_ij α_ij; u and ℓ are kept at their best over stages.
+Without a bias u holds for any α ≥ 0; with a bias it needs Σ_ij α_ij (e_{y_i} − e_j) = 0, which is ∇_b f_C,
+zero only at a stationary point: there u is an upper bound up to the stage's gradient tolerance.
+
+Stopping, per layer: *separable* when ℓ ≥ (1 − ``tol``) · u, so the reported ℓ is within ``tol`` of γ*;
+*not separable* when ℓ = 0 and u < ``resolution`` · (mean_i ‖z_i‖²)^½ (γ* is below that resolution, or zero);
+*stalled* when ℓ > 0 grew by less than tol/10 over a stage (ℓ has converged, but u, computed from the
+not quite stationary iterates of large-C stages, may not certify it: in benchmarks u stays ~0.3% above γ*);
+otherwise the next stage, up to ``max_stages``, after which a layer reports its ℓ with a warning (a lower
+bound that may be loose), or NaN if ℓ = 0.
+
+Guarantees. The reported number is ℓ of the best (W, b) found, recomputed in float64: it never overstates γ*,
+and a number (not NaN) means a separating (W, b) was found. NaN does not prove non-separability: finitely
+many iterations either bounded γ* below the resolution (exactly without a bias, up to the gradient
+tolerance with one) or ran out of stages without finding a separator.
+"""
+
+import warnings
+
+import numpy as np
+import torch
+
+from s3prl_mi_probe.probe.arrays import stack_layers
+
+STAGE_FACTOR = 10.0
+HISTORY = 10
+ARMIJO = 1e-4
+MAX_BACKTRACKS = 40
+
+
+def hard_margins(
+    features,
+    labels,
+    device="cpu",
+    bias=True,
+    tol=3e-3,
+    resolution=1e-4,
+    initial_c=1.0,
+    max_stages=10,
+    max_iter=300,
+    grad_tol=1e-2,
+):
+    """Crammer–Singer hard margin per layer (NaN where not separable), see the module docstring.
+
+    ``features``: ``[L, N, D]`` tensor/array or a list of L ``[N, D_l]`` arrays (zero-padded to one width,
+    which leaves margins unchanged); ``labels``: ``[N]``, any hashable values.
+    """
+    _, targets = np.unique(np.asarray(labels), return_inverse=True)
+    num_classes = int(targets.max()) + 1
+    if num_classes < 2:
+        raise ValueError("a margin needs at least two classes")
+    features = stack_layers(features).to(device)
+    targets = torch.as_tensor(targets.reshape(-1), device=device)
+    solver = _SquaredHingeBank(features, targets, num_classes, bias, initial_c)
+    weights = solver.solve(tol, resolution, max_stages, max_iter, grad_tol)
+    return [_certified_margin(layer, targets, weight, bias) for layer, weight in zip(features, weights)]
+
+
+def _certified_margin(features, targets, weight, bias):
+    """ℓ = min functional margin / ‖W‖ in float64, NaN unless positive."""
+    features, weight = features.double(), weight.double()
+    scores = features @ weight[:-1] + weight[-1] if bias else features @ weight
+    gap = scores.gather(1, targets[:, None]) - scores
+    gap[torch.arange(len(targets)), targets] = float("inf")
+    penalised = weight[:-1] if bias else weight
+    margin = (gap.min() / penalised.norm()).item()  # W = 0 (no separator kept) gives ±inf or NaN: not > 0
+    return margin if 0 < margin < float("inf") else float("nan")
+
+
+class _SquaredHingeBank:
+    """Squared-hinge problems f_C of the layers still being solved; tensors have the layer first.
+
+    A layer's parameters are one ``[D (+1), K]`` matrix, the last row being the bias when there is one.
+    """
+
+    def __init__(self, features, targets, num_classes, bias, initial_c):
+        self.targets, self.bias = targets[None, :, None], bias
+        self.own = torch.nn.functional.one_hot(targets, num_classes).bool()[None]
+        num_layers, _, dim = features.shape
+        rows = dim + 1 if bias else dim
+        self.penalised = torch.ones(1, rows, 1, device=features.device)
+        if bias:
+            self.penalised[:, -1] = 0
+        self.live = {
+            "features": features,
+            "layer": torch.arange(num_layers, device=features.device),
+            "weight": features.new_zeros(num_layers, rows, num_classes),
+            "scale": features.square().sum(-1).mean(-1).sqrt(),
+            "stage": torch.zeros(num_layers, dtype=torch.long, device=features.device),
+            "stage_iter": torch.zeros(num_layers, dtype=torch.long, device=features.device),
+            "steps": features.new_zeros(num_layers, HISTORY, rows, num_classes),
+            "changes": features.new_zeros(num_layers, HISTORY, rows, num_classes),
+            "rho": features.new_zeros(num_layers, HISTORY),
+            "gamma": features.new_ones(num_layers),
+            "best": features.new_zeros(num_layers, rows, num_classes),
+            "lower": features.new_zeros(num_layers),
+            "upper": features.new_full((num_layers,), float("inf")),
+            "cost": features.new_full((num_layers,), initial_c),
+        }
+        self.live["scores"] = self.scores(self.live["weight"])
+        self.live["grad"] = self.gradient(
+            self.live["weight"], self.slack(self.gaps(self.live["scores"])), self.live["cost"]
+        )
+
+    def scores(self, weight):
+        """s = ZW + b ``[L, N, K]``; linear in ``weight``, so it also maps a direction to score changes."""
+        features = self.live["features"]
+        if self.bias:
+            return torch.baddbmm(weight[:, -1:], features, weight[:, :-1])
+        return features @ weight
+
+    def gaps(self, scores):
+        """g_ij = s_{i y_i} − s_ij ``[L, N, K]`` (0 at j = y_i, which the own mask excludes)."""
+        return scores.gather(-1, self.targets.expand(scores.shape[0], -1, -1)) - scores
+
+    def slack(self, gaps):
+        """max(0, 1 − g_ij), zero at j = y_i."""
+        return (1 - gaps).clamp_min(0).masked_fill(self.own, 0)
+
+    def gradient(self, weight, slack, cost):
+        """∇f_C ``[L, D (+1), K]``; its data part is −Σ α_ij z̃_i (e_{y_i} − e_j)ᵀ, α_ij = C · slack_ij."""
+        score_grad = cost[:, None, None] * (slack - self.own * slack.sum(-1, keepdim=True))
+        data_grad = self.live["features"].transpose(1, 2) @ score_grad
+        if self.bias:
+            data_grad = torch.cat([data_grad, score_grad.sum(1, keepdim=True)], dim=1)
+        return self.penalised * weight + data_grad
+
+    def solve(self, tol, resolution, max_stages, max_iter, grad_tol):
+        """Run the stages; every layer's ``[D (+1), K]`` parameters of largest lower bound ℓ, in layer order."""
+        live = self.live
+        finished = {}
+        pushes = 0
+        while len(live["layer"]):
+            self._lbfgs_step(pushes)
+            pushes += 1
+            live["stage_iter"] += 1
+            wnorm = (self.penalised * live["weight"]).flatten(1).norm(dim=1)
+            ends = (live["grad"].flatten(1).norm(dim=1) <= grad_tol * wnorm) | (live["stage_iter"] >= max_iter)
+            if ends.any():
+                done = self._end_stages(ends, wnorm, tol, resolution, max_stages)
+                for layer, weight in zip(live["layer"][done].tolist(), live["best"][done]):
+                    finished[layer] = weight
+                self.live = live = {name: value[~done] for name, value in live.items()}
+        return [finished[layer] for layer in sorted(finished)]
+
+    def _lbfgs_step(self, pushes):
+        """One L-BFGS iteration on every live layer, updating weights, scores, gradient and history."""
+        live = self.live
+        direction = self._lbfgs_direction(pushes)
+        delta = self.scores(direction)
+        step = self._line_search(direction, delta)
+        move = step[:, None, None] * direction
+        live["weight"] = live["weight"] + move
+        live["scores"] = live["scores"] + step[:, None, None] * delta
+        grad = self.gradient(live["weight"], self.slack(self.gaps(live["scores"])), live["cost"])
+        change = grad - live["grad"]
+        live["grad"] = grad
+        curvature = _dot(move, change)
+        valid = curvature > 1e-12 * _dot(change, change)
+        slot = pushes % HISTORY
+        live["steps"][:, slot], live["changes"][:, slot] = move, change
+        live["rho"][:, slot] = torch.where(valid, 1 / curvature.clamp_min(1e-30), 0)
+        live["gamma"] = torch.where(valid, curvature / _dot(change, change).clamp_min(1e-30), live["gamma"])
+
+    def _lbfgs_direction(self, pushes):
+        """−H∇f by the two-loop recursion; pairs with ρ = 0 (reset or not curved) are skipped."""
+        live = self.live
+        order = [(pushes - 1 - back) % HISTORY for back in range(min(pushes, HISTORY))]
+        q = live["grad"].clone()
+        alphas = {}
+        for slot in order:
+            alphas[slot] = live["rho"][:, slot] * _dot(live["steps"][:, slot], q)
+            q -= alphas[slot][:, None, None] * live["changes"][:, slot]
+        r = live["gamma"][:, None, None] * q
+        for slot in reversed(order):
+            beta = live["rho"][:, slot] * _dot(live["changes"][:, slot], r)
+            r += (alphas[slot] - beta)[:, None, None] * live["steps"][:, slot]
+        return -r
+
+    def _line_search(self, direction, delta):
+        """Armijo backtracking from the exact step of the local quadratic model, on cached scores."""
+        live = self.live
+        penalised_w, penalised_d = self.penalised * live["weight"], self.penalised * direction
+        reg_slope, reg_curve = _dot(penalised_w, penalised_d), _dot(penalised_d, penalised_d)
+        gaps, gap_delta = self.gaps(live["scores"]), self.gaps(delta)
+        slack = self.slack(gaps)
+        cost = live["cost"]
+        slope = _dot(live["grad"], direction)
+        curve = reg_curve + cost * ((slack > 0) * gap_delta.square()).flatten(1).sum(1)
+        regulariser = 0.5 * _dot(penalised_w, penalised_w)
+        base = regulariser + 0.5 * cost * slack.square().flatten(1).sum(1)
+        step = (-slope / curve).clamp_min(0)
+        accepted = (slope >= 0) | (step == 0)
+        step = torch.where(accepted, 0, step)
+        for _ in range(MAX_BACKTRACKS):
+            if accepted.all():
+                break
+            trial_slack = self.slack(gaps + step[:, None, None] * gap_delta)
+            value = (
+                regulariser
+                + step * reg_slope
+                + 0.5 * step.square() * reg_curve
+                + 0.5 * cost * trial_slack.square().flatten(1).sum(1)
+            )
+            accepted = accepted | (value <= base + ARMIJO * step * slope)
+            step = torch.where(accepted, step, step / 2)
+        return torch.where(accepted, step, 0)
+
+    def _end_stages(self, ends, wnorm, tol, resolution, max_stages):
+        """Check the bounds of the layers whose stage ended; grow C of the undecided. Returns done layers."""
+        live = self.live
+        gaps = self.gaps(live["scores"])
+        slack = self.slack(gaps)
+        gaps = gaps.masked_fill(self.own, float("inf"))
+        lower = gaps.flatten(1).amin(1).clamp_min(0) / wnorm
+        dual_mass = live["cost"] * slack.flatten(1).sum(1)
+        data_grad = self.penalised * (live["grad"] - live["weight"])
+        upper = torch.where(dual_mass > 0, data_grad.flatten(1).norm(dim=1) / dual_mass, float("inf"))
+        stalled = ends & (live["lower"] > 0) & (lower <= live["lower"] * (1 + tol / 10))
+        better = ends & (lower > live["lower"])
+        live["best"] = torch.where(better[:, None, None], live["weight"], live["best"])
+        live["lower"] = torch.where(better, lower, live["lower"])
+        live["upper"] = torch.where(ends, torch.minimum(upper, live["upper"]), live["upper"])
+        separable = live["lower"] >= (1 - tol) * live["upper"]
+        hopeless = (live["lower"] == 0) & (live["upper"] < resolution * live["scale"])
+        exhausted = ends & ~separable & ~hopeless & ~stalled & (live["stage"] + 1 >= max_stages)
+        if exhausted.any():
+            warnings.warn(
+                f"hard margin: layers {live['layer'][exhausted].tolist()} ran out of stages; their margin "
+                "is a lower bound that may be loose (or NaN: no separator found)",
+                stacklevel=4,
+            )
+        done = ends & (separable | hopeless | stalled | exhausted)
+        grow = ends & ~done
+        factor = torch.where(grow, STAGE_FACTOR, 1.0)
+        live["grad"] = live["weight"] * self.penalised + factor[:, None, None] * (
+            live["grad"] - live["weight"] * self.penalised
+        )
+        live["cost"] = live["cost"] * factor
+        live["stage"] = live["stage"] + grow.long()
+        live["stage_iter"] = torch.where(grow, 0, live["stage_iter"])
+        live["rho"] = torch.where(grow[:, None], 0, live["rho"])
+        live["gamma"] = torch.where(grow, 1.0, live["gamma"])
+        return done
+
+
+def _dot(a, b):
+    """Per-layer inner product of two ``[L, ...]`` tensors."""
+    return (a * b).flatten(1).sum(1)

@@ -1,0 +1,15 @@
+"""``s3prl-mi-probe config phone|word``: where the installed runner config is, for ``-c``."""
+
+
+def register_config_command(commands):
+    """Add ``config`` to the subcommands of the ``s3prl-mi-probe`` parser."""
+    config = commands.add_parser("config", help="print the installed path of a runner config (for -c)")
+    config.add_argument("task", choices=["phone", "word"])
+    config.set_defaults(handler=_print_config)
+
+
+def _print_config(args):
+    from s3prl_mi_probe.runner.shipped_configs import config_path
+
+    print(config_path(args.task))
+    return 0

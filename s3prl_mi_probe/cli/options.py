@@ -1,0 +1,33 @@
+"""Option groups shared by several subcommands: the task's segment filters, comma lists."""
+
+from s3prl_mi_probe.corpus.task import TaskOptions
+
+
+def comma_list(values):
+    """Items of repeated and/or comma-separated option values, in order (a string or a list of strings)."""
+    values = [values] if isinstance(values, str) else values
+    return tuple(item.strip() for value in values for item in value.split(",") if item.strip())
+
+
+def add_task_filter_options(parser):
+    """``--min-count``, ``--max-classes``, ``--min-duration``, ``--max-duration``, ``--fold-stress``, ``--seed``."""
+    defaults = TaskOptions()
+    parser.add_argument("--min-count", type=int, default=defaults.min_count)
+    parser.add_argument("--max-classes", type=int, default=defaults.max_classes)
+    parser.add_argument("--min-duration", type=float, default=defaults.min_duration, help="seconds")
+    parser.add_argument("--max-duration", type=float, default=defaults.max_duration, help="seconds")
+    parser.add_argument("--fold-stress", action="store_true", help="ARPAbet stress folding: AH0 -> AH")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+
+
+def task_options(args):
+    """The TaskOptions of parsed arguments that carry ``--task`` and :func:`add_task_filter_options`."""
+    return TaskOptions(
+        task=args.task,
+        min_count=args.min_count,
+        max_classes=args.max_classes,
+        fold_stress=args.fold_stress,
+        min_duration=args.min_duration,
+        max_duration=args.max_duration,
+        seed=args.seed,
+    )

@@ -1,0 +1,89 @@
+"""``s3prl-mi-probe sweep``: every layer of every upstream from one extraction pass."""
+
+from pathlib import Path
+
+from s3prl_mi_probe.cli.options import add_task_filter_options, comma_list, task_options
+
+
+def register_sweep_command(commands):
+    """Add ``sweep`` to the subcommands of the ``s3prl-mi-probe`` parser."""
+    sweep = commands.add_parser(
+        "sweep", help="every layer of every upstream from one extraction pass: bits, accuracy, margins"
+    )
+    sweep.add_argument(
+        "--upstream",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="s3prl hub name, or NAME=CKPT_PATH for *_local upstreams (repeatable)",
+    )
+    sweep.add_argument("--manifest", type=Path, required=True, help="TSV: id, audio, alignment, split [, speaker]")
+    sweep.add_argument("--task", choices=["phone", "word"], required=True)
+    sweep.add_argument("--out", type=Path, required=True)
+    sweep.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    sweep.add_argument(
+        "--slicing",
+        choices=["feature", "audio"],
+        default="feature",
+        help="feature: pool frames of the whole utterance (default); audio: run each segment alone",
+    )
+    add_task_filter_options(sweep)
+    sweep.add_argument("--cache-dir", type=Path, help="feature cache (default: OUT/cache)")
+    sweep.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="cached feature type")
+    sweep.add_argument("--batch-size", type=int, default=8, help="utterances per upstream forward")
+    sweep.add_argument(
+        "--probe",
+        action="append",
+        metavar="KIND",
+        help="linear (default), mlp1, mlp2, finetune; repeat or comma-separate for several curves",
+    )
+    sweep.add_argument("--mlp-width", type=int, default=256, help="hidden units of mlp1/mlp2 probes")
+    sweep.add_argument(
+        "--finetune-layers",
+        action="append",
+        metavar="L",
+        help="layers to fine-tune from (comma-separated; default: every layer)",
+    )
+    sweep.add_argument(
+        "--control",
+        metavar="KEY",
+        help="control task keyed on segment, word_type (phone task) or speaker: adds selectivity",
+    )
+    sweep.add_argument("--seeds", type=int, default=1, help="train every probe with this many seeds (mean, std)")
+    sweep.add_argument("--mdl", action="store_true", help="MDL online codelength and compression per layer")
+    sweep.add_argument(
+        "--hard-margin",
+        action="store_true",
+        help="max-margin (Crammer-Singer) of layers whose train features are separable",
+    )
+    sweep.set_defaults(handler=_sweep)
+
+
+def _sweep(args):
+    from s3prl_mi_probe.corpus.errors import CorpusError
+    from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
+    from s3prl_mi_probe.sweep import SweepSettings, run_sweep
+
+    try:
+        settings = SweepSettings(
+            device=args.device,
+            slicing=args.slicing,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            probes=comma_list(args.probe or ["linear"]),
+            hidden_dim=args.mlp_width,
+            control=args.control,
+            seeds=args.seeds,
+            mdl=args.mdl,
+            hard_margin=args.hard_margin,
+            finetune_layers=tuple(map(int, comma_list(args.finetune_layers))) if args.finetune_layers else None,
+            seed=args.seed,
+            cache_dir=args.cache_dir,
+        )
+        upstreams = [UpstreamSpec.parse(spec) for spec in args.upstream]
+        rows = run_sweep(upstreams, args.manifest, task_options(args), args.out, settings)
+    except (CorpusError, ValueError) as error:
+        return f"s3prl-mi-probe sweep: {error}"
+    if rows is not None:
+        print(f"wrote {args.out}/sweep.csv, sweep.json, plots/, tb/")
+    return 0

@@ -1,0 +1,93 @@
+"""``s3prl-mi-probe demo``: the offline default job, end to end, in a few minutes on a CPU.
+
+Synthesizes the demo corpus (espeak-ng voices as speakers, exact alignments, no download), sweeps
+every layer of the default upstreams on the phone and word tasks, and writes ``OUT/report.md`` and
+its self-contained twin ``OUT/report.html``: side-by-side tables and plots of both tasks, what was
+measured on what, and how to read it. The default upstreams need no download: ``fbank``, ``mfcc``,
+a randomly initialised HuBERT (a control), and the small APC shipped in ``demo_models/`` (pretrained
+with s3prl's own APC recipe on synthetic speech) next to the same APC randomly initialised. With
+``--upstream`` it sweeps those instead (e.g. ``hubert`` and ``wavlm_base_plus``, downloaded by s3prl
+where the network allows).
+"""
+
+import json
+from pathlib import Path
+
+from s3prl_mi_probe.common.atomic import write_text_atomic
+from s3prl_mi_probe.corpus.synthetic.synth import synthesize_corpus
+from s3prl_mi_probe.corpus.task import TaskOptions
+from s3prl_mi_probe.demo.models import FOLDER as DEMO_MODELS_FOLDER
+from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
+from s3prl_mi_probe.report.compare import compare_sweeps
+from s3prl_mi_probe.report.html import write_html_report
+from s3prl_mi_probe.sweep import SweepSettings, run_sweep
+
+TITLE = "# s3prl-mi-probe demo: how many bits of phone and word identity does each layer hold?"
+HOW_TO_READ = """## How to read this
+
+- **mi_bits** is a lower bound on the mutual information between a layer and the labels,
+  I(Z;Y) >= H(Y) - CE (Barber-Agakov), with CE the cross-entropy in bits of a linear probe on
+  held-out (test) segments. It can only under-estimate; H(Y) (dashed line) is the ceiling.
+- **Data processing**: the true information cannot grow with depth, yet a linear probe's bound can
+  peak mid-network, where the information is most linearly separable.
+- **Margin**: when a layer is linearly separable the bound saturates at H(Y); the median geometric
+  margin of the probe (standardised features) still tells such layers apart: larger is more separable.
+- The random HuBERT and the random APC are controls: what a probe finds in an untrained network of
+  the same shape. What the learned APC holds beyond its random twin is what pretraining put there.
+"""
+MODEL_NOTES = """The learned model is tiny and saw only synthetic speech (see `demo_models/README.md` in the
+package): the demo shows the method, not findings about real self-supervised models. Run
+`s3prl-mi-probe demo --upstream hubert --upstream wavlm_base_plus` for those.
+"""
+
+
+def default_upstreams(out):
+    """``fbank``, ``mfcc``, a random HuBERT written under ``out``, and the shipped APC pair."""
+    from s3prl_mi_probe.demo.random_upstreams import write_random_hubert
+
+    (out / "upstreams").mkdir(parents=True, exist_ok=True)
+    hubert = write_random_hubert(out / "upstreams" / "random_hubert.pt", num_layers=4, dim=64)
+    shipped = [UpstreamSpec("apc_local", DEMO_MODELS_FOLDER / name) for name in ("apc_synth.ckpt", "apc_random.ckpt")]
+    present = [spec for spec in shipped if spec.checkpoint.is_file()]
+    return [UpstreamSpec("fbank"), UpstreamSpec("mfcc"), UpstreamSpec("hubert_local", hubert), *present]
+
+
+def _task_sizes(sweep_dirs):
+    """A pipe table of classes and segments per split of each swept task, from its provenance."""
+    lines = ["| task | classes | train segments | dev segments | test segments |", "| --- | --- | --- | --- | --- |"]
+    for sweep_dir in sweep_dirs:
+        provenance = json.loads((sweep_dir / "sweep.json").read_text())["provenance"]
+        segments = provenance["segments"]
+        lines.append(
+            f"| {provenance['task']['task']} | {len(provenance['classes'])} | {segments['train']} | "
+            f"{segments['dev']} | {segments['test']} |"
+        )
+    return "\n".join(lines)
+
+
+def run_demo(out, upstreams=None, num_utterances=240, seed=0, device="cpu", min_count=5):
+    """Run the demo into ``out``; returns the path of its report."""
+    out = Path(out)
+    manifest = synthesize_corpus(out / "corpus", utterances=num_utterances, seed=seed)
+    upstreams = upstreams or default_upstreams(out)
+    settings = SweepSettings(device=device, seed=seed, cache_dir=out / "cache")
+    sweep_dirs = []
+    for task in ("phone", "word"):
+        options = TaskOptions(task=task, min_count=min_count, seed=seed)
+        run_sweep(upstreams, manifest, options, out / task, settings)
+        sweep_dirs.append(out / task)
+    outputs = compare_sweeps(sweep_dirs, out)
+    measured = (
+        f"## What was measured\n\nCorpus: synthetic English from espeak-ng ({num_utterances} utterances, seed "
+        f"{seed}, `{manifest}`), voices as speakers, whole voices held out for dev and test; word and phone "
+        f"intervals from the synthesizer's own events (exact). Classes with at least {min_count} training "
+        f"segments. Upstreams: {', '.join(spec.label for spec in upstreams)}. Linear probes on every layer, L2 "
+        f"and early stopping chosen on dev, numbers on test. Class counts, dropped segments, versions and "
+        f"checksums: `phone/sweep.json`, `word/sweep.json`. Rerunning with the same seed gives the same "
+        f"numbers.\n\n{_task_sizes(sweep_dirs)}\n\n{MODEL_NOTES}"
+    )
+    report = out / "report.md"
+    comparison = outputs["markdown"].read_text().split("\n", 1)[1]  # below compare's own title
+    write_text_atomic(report, f"{TITLE}\n{comparison}\n{measured}\n{HOW_TO_READ}")
+    write_html_report(report)
+    return report

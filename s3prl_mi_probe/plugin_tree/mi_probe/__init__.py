@@ -1,1 +1,0 @@
-"""``s3prl.downstream.mi_probe``: resolved through s3prl.downstream.__path__ (see registry.py)."""

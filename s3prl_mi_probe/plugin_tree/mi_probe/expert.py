@@ -1,5 +1,0 @@
-"""The module s3prl's runner imports for ``-d mi_probe``."""
-
-from s3prl_mi_probe.downstream.expert import DownstreamExpert
-
-__all__ = ["DownstreamExpert"]

@@ -1,0 +1,262 @@
+"""The s3prl downstream ``mi_probe``: one probe per upstream layer, trained in one run.
+
+The probe (config ``probe``) is ``linear``, ``mlp1``/``mlp2`` (width ``mlp_width``) on standardised
+pooled segments, or ``finetune``: copies of the upstream's layers above each probed layer plus a
+linear head. With ``control`` set, a second probe of the same kind learns a control task and the
+rows gain control accuracy, control bound and selectivity.
+
+Wiring only: the corpus comes from :mod:`s3prl_mi_probe.corpus`, segment pooling from
+:mod:`s3prl_mi_probe.features`, the probe and its metrics from :mod:`s3prl_mi_probe.probe`,
+:mod:`s3prl_mi_probe.finetune` and :mod:`s3prl_mi_probe.metrics`. Dev and test metrics go to TensorBoard
+(``mi_probe/<split>/layer_<k>/<metric>``) and to ``EXPDIR/metrics.jsonl``; ``best-states-dev.ckpt``
+is kept by mean dev CE over the layers; ``EXPDIR/summary.json`` holds per layer the test metrics at
+that layer's best dev step.
+"""
+
+import math
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from s3prl_mi_probe.analyses.selectivity import with_control_columns
+from s3prl_mi_probe.common.atomic import append_jsonl, write_json_atomic
+from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
+from s3prl_mi_probe.common.table import format_table
+from s3prl_mi_probe.corpus.control import control_labels, control_task
+from s3prl_mi_probe.corpus.task import TaskOptions, build_task
+from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch
+from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
+from s3prl_mi_probe.metrics.columns import CONTROL_COLUMNS, METRIC_NAMES, present_columns
+from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
+from s3prl_mi_probe.probe.kinds import FINETUNE, build_probe_bank
+from s3prl_mi_probe.probe.standardize import RunningStandardizer
+from s3prl_mi_probe.runner.dataset import segment_dataloader
+from s3prl_mi_probe.runner.experiment_summary import read_metrics_log, write_summary
+from s3prl_mi_probe.runner.patches import runner_upstream
+
+LOADER_KEYS = {"manifest": None, "train_batch_size": 8, "eval_batch_size": 8, "num_workers": 0}
+PROBE_KEYS = {"probe": "linear", "mlp_width": 256, "control": None, "finetune_layers": None}
+
+
+def task_options_from_config(config):
+    """TaskOptions from the ``downstream_expert`` config; unknown keys are an error naming them."""
+    option_names = {field.name for field in fields(TaskOptions)}
+    unknown = sorted(set(config) - option_names - set(LOADER_KEYS) - set(PROBE_KEYS))
+    if unknown:
+        known = sorted(option_names | set(LOADER_KEYS) | set(PROBE_KEYS))
+        raise ValueError(f"unknown downstream_expert config keys {unknown}; known: {known}")
+    if not config.get("manifest"):
+        raise ValueError("downstream_expert.manifest is required (a TSV: id, audio, alignment, split)")
+    options = {name: value for name, value in config.items() if name in option_names}
+    if "silence_labels" in options:
+        options["silence_labels"] = tuple(options["silence_labels"])
+    return TaskOptions(**options)
+
+
+class DownstreamExpert(nn.Module):
+    """s3prl's DownstreamExpert interface: ``get_dataloader``, ``forward``, ``log_records``."""
+
+    def __init__(self, upstream_dim, upstream_rate, downstream_expert, expdir, **kwargs):
+        super().__init__()
+        self.passed_layers = kwargs.get("mi_probe_layers")
+        self.layer_ids = self.passed_layers
+        if not self.layer_ids:
+            raise RuntimeError(
+                "mi_probe needs every hidden state: run it through s3prl's runner with s3prl-mi-probe "
+                "installed (its import hook), or call s3prl_mi_probe.runner.activate() before the Runner"
+            )
+        self.config = {**LOADER_KEYS, **PROBE_KEYS, **downstream_expert}
+        self.options = task_options_from_config(downstream_expert)
+        self.manifest = Path(self.config["manifest"])
+        self.task = build_task(self.manifest, self.options)
+        self.controls = self._control_labels()
+        self.upstream_rate = upstream_rate
+        self.expdir = Path(expdir)
+        self.run_args = kwargs
+        self.finetune = self.config["probe"] == FINETUNE
+        self.padding = None
+        if self.finetune:
+            self.layer_ids = self._finetune_layers()
+        else:
+            self.standardizer = RunningStandardizer(len(self.layer_ids), upstream_dim)
+        self.probe = self._build_probe(upstream_dim)
+        self.control_probe = None if self.controls is None else self._build_probe(upstream_dim)
+        self.register_buffer("best_dev_ce_bits", torch.tensor(math.inf))
+        self.metrics_path = self.expdir / "metrics.jsonl"
+        self.summary_path = self.expdir / "summary.json"
+        if kwargs.get("mode") == "train" and not kwargs.get("init_ckpt"):
+            # A new experiment in this folder: earlier results must not mix into its summary.
+            self.metrics_path.unlink(missing_ok=True)
+            self.summary_path.unlink(missing_ok=True)
+        self._print_task()
+
+    def _control_labels(self):
+        """Per split, per utterance: control labels of its segments (None without ``control``)."""
+        key = self.config["control"]
+        if key is None:
+            return None
+        control = control_task(self.task, control_labels(self.task, key, self.options.seed))
+        return {split: [item.labels for item in items] for split, items in control.splits.items()}
+
+    def _finetune_layers(self):
+        """The layers fine-tuned from: ``finetune_layers`` (default all), each among the hidden states passed."""
+        chosen = self.config["finetune_layers"]
+        chosen = list(self.layer_ids) if chosen is None else [int(layer) for layer in chosen]
+        missing = [layer for layer in chosen if layer not in self.layer_ids]
+        if missing:
+            raise ValueError(
+                f"finetune_layers {missing} are not among the hidden states passed to mi_probe {self.layer_ids}; "
+                f"drop -l to pass every layer"
+            )
+        return chosen
+
+    def _build_probe(self, upstream_dim):
+        """One probe per layer: a probe bank on pooled segments, or fine-tuned upper layers + linear heads."""
+        num_classes = len(self.task.classes)
+        if not self.finetune:
+            return build_probe_bank(
+                self.config["probe"],
+                len(self.layer_ids),
+                upstream_dim,
+                num_classes,
+                hidden_dim=self.config["mlp_width"],
+                seed=self.options.seed,
+            )
+        from s3prl_mi_probe.finetune.probes import FinetuneProbes
+        from s3prl_mi_probe.finetune.upper_layers import PaddingRecorder
+
+        upstream = runner_upstream()
+        if upstream is None:
+            raise RuntimeError("the finetune probe copies the upstream's layers: build mi_probe through s3prl's Runner")
+        if self.padding is None:
+            # The copied blocks must mask exactly the frames the upstream's own blocks masked.
+            self.padding = PaddingRecorder(upstream)
+        return FinetuneProbes(upstream, self.layer_ids, num_classes)
+
+    def _print_task(self):
+        counts = {split: len(items) for split, items in self.task.splits.items()}
+        segments = {split: sum(len(item.labels) for item in items) for split, items in self.task.splits.items()}
+        tqdm.write(
+            f"[mi_probe] task={self.options.task} classes={len(self.task.classes)} layers={self.layer_ids} "
+            f"utterances={counts} segments={segments} dropped={ {s: dict(c) for s, c in self.task.dropped.items()} }"
+            + (" (dev carved from train)" if self.task.dev_carved else "")
+        )
+
+    def get_dataloader(self, split, epoch=0):
+        """Utterance batches of a split; training batches are reshuffled each epoch (seeded)."""
+        if split not in self.task.splits:
+            raise ValueError(f"mi_probe has splits {sorted(self.task.splits)}, not {split!r}")
+        training = split == "train"
+        return segment_dataloader(
+            self.task.splits[split],
+            controls=None if self.controls is None else self.controls[split],
+            batch_size=self.config["train_batch_size" if training else "eval_batch_size"],
+            shuffle=training,
+            seed=self.options.seed + epoch,
+            num_workers=self.config["num_workers"],
+        )
+
+    def _batch_segments(self, features, segments):
+        """Per utterance of a batch, its segment pooling matrix; all labels ``[S]``; control labels or None."""
+        spans = [(starts, ends) for starts, ends, *_ in segments]
+        matrices = batch_pooling_matrices(spans, features.lengths.tolist(), self.upstream_rate)
+        labels = [torch.as_tensor(segment_labels, dtype=torch.long) for _, _, segment_labels, *_ in segments]
+        controls = [torch.as_tensor(values, dtype=torch.long) for _, _, _, *control in segments for values in control]
+        device = features.hidden.device
+        return matrices, torch.cat(labels).to(device), torch.cat(controls).to(device) if controls else None
+
+    def _standardized(self, features, matrices, split):
+        """Standardised pooled segments ``[L, S, D]``; training batches update the statistics first."""
+        pooled = pool_batch(features.hidden, matrices)
+        if split == "train" and self.training:
+            self.standardizer.update(pooled)
+        return self.standardizer(pooled)
+
+    def forward(self, split, features, segments, records, **kwargs):
+        """Sum over layers (and the control probe) of the mean CE (nats); records what log_records reports."""
+        matrices, labels, controls = self._batch_segments(features, segments)
+        shared = None if self.finetune else self._standardized(features, matrices, split)
+        loss = self._probe_step(self.probe, "", shared, features, matrices, labels, split, records)
+        if self.control_probe is not None:
+            loss = loss + self._probe_step(
+                self.control_probe, "control_", shared, features, matrices, controls, split, records
+            )
+        return loss
+
+    def _probe_step(self, probe, prefix, inputs, features, matrices, labels, split, records):
+        """One probe's summed mean CE (nats) on a batch; its per-segment results go to ``records``."""
+        if inputs is None:
+            hidden = {layer: features.hidden[index] for index, layer in enumerate(self.passed_layers)}
+            inputs = probe.pooled(hidden, self.padding.lengths(features.hidden[0]), matrices)
+        logits = probe(inputs)
+        ce_bits = cross_entropy_bits(logits, labels)  # [L, S]
+        if split == "train":
+            records[f"{prefix}ce_bits"].append(ce_bits.detach().mean(dim=1).cpu())
+        else:
+            with torch.no_grad():
+                records[f"{prefix}ce_bits"].append(ce_bits.cpu())
+                records[f"{prefix}correct"].append((logits.argmax(dim=-1) == labels).cpu())
+                records[f"{prefix}margins"].append(probe.margins(inputs, labels).cpu())
+                records[f"{prefix}labels"].append(labels.cpu())
+        return ce_bits.mean(dim=1).sum() * LN2
+
+    def log_records(self, split, records, logger, global_step, **kwargs):
+        """Log a split's metrics; returns ``["best-states-dev.ckpt"]`` when the dev CE improved."""
+        if split == "train":
+            for prefix in ("", "control_") if self.control_probe is not None else ("",):
+                train_ce = torch.stack(records[f"{prefix}ce_bits"]).mean(dim=0)
+                for layer, value in zip(self.layer_ids, train_ce.tolist()):
+                    logger.add_scalar(f"mi_probe/train/layer_{layer}/{prefix}ce_bits", value, global_step)
+            return []
+        rows = self._evaluation_rows(split, records, global_step, "")
+        if self.control_probe is not None:
+            rows = with_control_columns(rows, self._evaluation_rows(split, records, global_step, "control_"))
+        for row in rows:
+            for name in (*METRIC_NAMES, *CONTROL_COLUMNS):
+                if row.get(name) is not None:
+                    logger.add_scalar(f"mi_probe/{split}/layer_{row['layer']}/{name}", row[name], global_step)
+        tqdm.write(f"[mi_probe] {split} at step {global_step}:\n{format_table(rows, present_columns(rows))}")
+        if self.run_args.get("mode") == "evaluate":
+            write_json_atomic(
+                self.expdir / f"evaluate-{split}.json",
+                {"checkpoint": self.run_args.get("init_ckpt"), "rows": rows, "provenance": self.provenance()},
+            )
+            return []
+        append_jsonl(self.metrics_path, rows)
+        write_summary(self.summary_path, read_metrics_log(self.metrics_path), self.provenance())
+        mean_ce = sum(row["ce_bits"] for row in rows) / len(rows)
+        if split == "dev" and mean_ce < self.best_dev_ce_bits.item():
+            self.best_dev_ce_bits.fill_(mean_ce)
+            return [f"best-states-{split}.ckpt"]
+        return []
+
+    def _evaluation_rows(self, split, records, global_step, prefix):
+        metrics = layer_metrics(
+            ce_bits=torch.cat(records[f"{prefix}ce_bits"], dim=1).numpy(),
+            correct=torch.cat(records[f"{prefix}correct"], dim=1).numpy(),
+            margins=torch.cat(records[f"{prefix}margins"], dim=1).numpy(),
+            labels=torch.cat(records[f"{prefix}labels"]).numpy(),
+            num_classes=len(self.task.classes),
+        )
+        return [
+            {"step": global_step, "split": split, "layer": layer, "probe": self.config["probe"], **row}
+            for layer, row in zip(self.layer_ids, metrics)
+        ]
+
+    def provenance(self):
+        """Versions, inputs and options that produced these numbers."""
+        checkpoint = self.run_args.get("upstream_ckpt")
+        return {
+            **input_provenance(self.manifest),
+            "upstream": self.run_args.get("upstream"),
+            "upstream_ckpt": checkpoint,
+            "upstream_ckpt_sha256": file_sha256(checkpoint),
+            "downstream_expert": self.config,
+            **self.task.provenance(),
+            "layers": self.layer_ids,
+            "probe": {key: self.config[key] for key in PROBE_KEYS},
+            "seed": {"runner": self.run_args.get("seed"), "task": self.options.seed},
+        }

@@ -1,0 +1,101 @@
+"""Import hooks that activate the plugin when s3prl is first imported.
+
+Imported at interpreter start by the ``s3prl_mi_probe.pth`` file that the installation puts into
+site-packages. It imports nothing heavy: it only puts a finder on ``sys.meta_path`` that waits for
+three module names and calls into :mod:`s3prl_mi_probe.runner.compat` and :mod:`s3prl_mi_probe.runner.patches`
+when they are imported. Set ``S3PRL_MI_PROBE_DISABLE=1`` to turn the hooks off.
+"""
+
+import importlib
+import importlib.abc
+import os
+import sys
+
+
+def _before_s3prl(module):
+    from s3prl_mi_probe.runner import compat
+
+    compat.apply()
+
+
+def _after_downstream_package(module):
+    from s3prl_mi_probe.runner import patches
+
+    patches.add_downstream_path(module)
+
+
+def _after_runner(module):
+    from s3prl_mi_probe.runner import patches
+
+    patches.patch_runner(module.Runner)
+
+
+# module name -> (called before the module body runs, called after it ran)
+_HOOKS = {
+    "s3prl": (_before_s3prl, None),
+    "s3prl.downstream": (None, _after_downstream_package),
+    "s3prl.downstream.runner": (None, _after_runner),
+}
+
+
+class _HookedLoader(importlib.abc.Loader):
+    """Wraps a module's real loader and runs our hooks around its ``exec_module``."""
+
+    def __init__(self, loader, before, after):
+        self._loader = loader
+        self._before = before
+        self._after = after
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        if self._before:
+            self._before(module)
+        self._loader.exec_module(module)
+        if self._after:
+            self._after(module)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+class S3prlImportHook(importlib.abc.MetaPathFinder):
+    """Finds the watched s3prl modules with the other finders and wraps their loaders."""
+
+    def find_spec(self, fullname, path, target=None):
+        hooks = _HOOKS.get(fullname)
+        if hooks is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _HookedLoader(spec.loader, *hooks)
+                return spec
+        return None
+
+
+def install():
+    """Put the hook first on ``sys.meta_path`` (once), unless disabled by the environment."""
+    if os.environ.get("S3PRL_MI_PROBE_DISABLE", "") not in ("", "0"):
+        return
+    if not any(isinstance(finder, S3prlImportHook) for finder in sys.meta_path):
+        sys.meta_path.insert(0, S3prlImportHook())
+
+
+def activate():
+    """Apply compat and registration now; safe to call any number of times, before or after s3prl."""
+    from s3prl_mi_probe.runner import compat, patches
+
+    install()
+    compat.apply()
+    if "s3prl.downstream" in sys.modules:
+        patches.add_downstream_path(sys.modules["s3prl.downstream"])
+    if "s3prl.downstream.runner" in sys.modules:
+        patches.patch_runner(sys.modules["s3prl.downstream.runner"].Runner)
+
+
+install()

@@ -1,0 +1,10 @@
+"""The runner configs shipped for ``-d mi_probe``: ``configs/mi_probe_<task>.yaml`` (``downstream_configs/``)."""
+
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def config_path(task):
+    """Installed path of the runner config of a task (``phone`` or ``word``)."""
+    return CONFIG_DIR / f"mi_probe_{task}.yaml"

@@ -1,0 +1,111 @@
+"""Hard (Crammer–Singer) margins against closed forms, scikit-learn and an exact QP."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+from sklearn.svm import LinearSVC
+
+from s3prl_mi_probe.analyses.hard_margin import hard_margins
+
+# The solver stops once its margin is within tol = 0.3% of an upper bound on the optimum; the references
+# are solved to 1e-8 or exactly, so 1% leaves room for the upper bound's own slack and float32 scores.
+RTOL = 1e-2
+
+
+def functional_margin(features, labels, weight, bias):
+    """min_{i, j≠y_i} (s_{i y_i} − s_ij) / ‖W‖_F for scores s = features @ weight + bias."""
+    scores = features @ weight + bias
+    rows = np.arange(len(labels))
+    gaps = scores[rows, labels][:, None] - scores
+    gaps[rows, labels] = np.inf
+    return gaps.min() / np.linalg.norm(weight)
+
+
+def gaussian_classes(num_rows, dim, num_classes, spread, seed, offset=0.0):
+    """Labelled rows around random class means (larger ``spread``, better separated)."""
+    rng = np.random.default_rng(seed)
+    means = spread * rng.standard_normal((num_classes, dim))
+    labels = rng.integers(0, num_classes, num_rows)
+    return means[labels] + rng.standard_normal((num_rows, dim)) + offset, labels
+
+
+def two_vertical_segments(half_gap, shift):
+    """Class 1 at x = half_gap, class 0 at x = −half_gap (overlapping heights), all moved by ``shift``."""
+    features = np.array([[half_gap, -1.0], [half_gap, 2.0], [-half_gap, 0.0], [-half_gap, 1.5]]) + shift
+    return features, np.array([1, 1, 0, 0])
+
+
+def exact_biased_margin(features, labels, num_classes):
+    """1/‖W*‖ of min ½‖W‖² s.t. (w_y − w_j)·x_i + b_y − b_j ≥ 1, by SLSQP on a tiny problem."""
+    dim = features.shape[1]
+
+    def unpack(params):
+        return params[: dim * num_classes].reshape(dim, num_classes), params[dim * num_classes :]
+
+    def constraint_values(params):
+        weight, bias = unpack(params)
+        scores = features @ weight + bias
+        gaps = scores[np.arange(len(labels)), labels][:, None] - scores - 1
+        return gaps[np.arange(num_classes)[None] != labels[:, None]]
+
+    penalised = np.r_[np.ones(dim * num_classes), np.zeros(num_classes)]  # W only, not b
+    result = minimize(
+        lambda params: 0.5 * np.sum(penalised * params**2),
+        np.zeros(penalised.size),
+        jac=lambda params: penalised * params,
+        method="SLSQP",
+        constraints={"type": "ineq", "fun": constraint_values},
+        options={"ftol": 1e-12, "maxiter": 1000},
+    )
+    assert result.success
+    return 1 / np.linalg.norm(unpack(result.x)[0])
+
+
+def test_two_classes_at_plus_minus_a_have_the_closed_form_margin():
+    # w_1 = −w_0 = v at the optimum with 2 v·(a e_x) = 1, so ‖W‖_F = √2‖v‖ = 1/(√2 a): margin √2 a.
+    half_gap = 1.5
+    centred, labels = two_vertical_segments(half_gap, shift=0.0)
+    assert hard_margins(centred[None], labels, bias=False)[0] == pytest.approx(math.sqrt(2) * half_gap, rel=RTOL)
+    # Moved off the origin: a bias recovers the same margin; through the origin class 0 lies inside class 1's cone.
+    moved, labels = two_vertical_segments(half_gap, shift=np.array([5.0, 0.0]))
+    assert hard_margins(moved[None], labels, bias=True)[0] == pytest.approx(math.sqrt(2) * half_gap, rel=RTOL)
+    assert math.isnan(hard_margins(moved[None], labels, bias=False)[0])
+
+
+def test_matches_sklearn_crammer_singer_without_intercept():
+    features, labels = gaussian_classes(150, 12, 4, spread=1.5, seed=0)
+    reference = LinearSVC(multi_class="crammer_singer", C=1e4, fit_intercept=False, tol=1e-8, max_iter=100_000)
+    reference.fit(features, labels)
+    expected = functional_margin(features, labels, reference.coef_.T, 0.0)
+    assert expected > 0
+    ours = hard_margins(features[None], labels, bias=False)[0]
+    assert ours == pytest.approx(expected, rel=RTOL)
+
+
+def test_biased_margin_matches_an_exact_qp():
+    features, labels = gaussian_classes(30, 2, 3, spread=4.0, seed=3, offset=6.0)
+    expected = exact_biased_margin(features, labels, 3)
+    ours = hard_margins(features[None], labels, bias=True)[0]
+    assert ours == pytest.approx(expected, rel=RTOL)
+    assert ours <= expected * (1 + 1e-6)  # a feasible direction's margin: never above the optimum
+    unbiased = hard_margins(features[None], labels, bias=False)[0]
+    assert math.isnan(unbiased) or unbiased < ours
+
+
+def test_non_separable_sets_give_nan():
+    overlapping, labels = gaussian_classes(200, 3, 4, spread=0.5, seed=1)
+    assert all(math.isnan(m) for m in hard_margins(np.stack([overlapping, overlapping]), labels))
+    duplicated = np.array([[0.0, 1.0], [0.0, 1.0], [2.0, 0.0]])
+    assert math.isnan(hard_margins([duplicated], ["a", "b", "b"], bias=True)[0])
+
+
+def test_layers_of_a_batch_are_solved_independently():
+    separable, labels = gaussian_classes(120, 6, 3, spread=3.0, seed=2)
+    overlapping, _ = gaussian_classes(120, 6, 3, spread=0.3, seed=4)
+    narrow = separable[:, :4] * 0.1
+    alone = [hard_margins([layer], labels)[0] for layer in (separable, overlapping, narrow)]
+    batched = hard_margins([separable, overlapping, narrow], labels)
+    np.testing.assert_allclose(batched, alone, rtol=1e-5)
+    assert math.isnan(batched[1]) and batched[0] > 0 and batched[2] > 0

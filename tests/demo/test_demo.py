@@ -1,0 +1,73 @@
+"""A reduced demo: the report is written with every section, and its HTML renders in Chromium."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from s3prl_mi_probe.demo.job import run_demo
+from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+]
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory, tiny_hubert):
+    out = tmp_path_factory.mktemp("demo")
+    upstreams = [UpstreamSpec("fbank"), UpstreamSpec("hubert_local", tiny_hubert)]
+    run_demo(out, upstreams=upstreams, num_utterances=24, min_count=2)
+    return out
+
+
+def test_reduced_demo_writes_the_report(demo_out):
+    report = (demo_out / "report.md").read_text()
+    for section in ("Task: phone", "Task: word", "Best layer", "What was measured", "How to read this"):
+        assert section in report, section
+    assert "hubert_local:tiny_hubert" in report
+    assert "| task | classes | train segments | dev segments | test segments |" in report
+    for task in ("phone", "word"):
+        for metric in ("mi_bits", "accuracy", "margin"):
+            assert (demo_out / "plots" / f"{task}_{metric}.png").is_file()
+        assert (demo_out / task / "sweep.csv").is_file()
+    page = (demo_out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 6 and "plots/" not in page.split("<body>")[1]
+
+
+def chromium():
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the browser check: .ci/run installs Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def test_html_report_renders_in_headless_chromium_without_console_errors(demo_out, tmp_path):
+    browser = chromium()
+    page = (demo_out / "report.html").as_uri()
+    common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*common, "--dump-dom", page], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "how many bits of phone and word identity" in dom.stdout and dom.stdout.count("<img") == 6
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
+    screenshot = demo_out / "report.png"
+    shot = subprocess.run(
+        [*common, f"--screenshot={screenshot}", "--window-size=1200,2000", page],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.returncode == 0 and screenshot.stat().st_size > 50_000, shot.stderr[-2000:]

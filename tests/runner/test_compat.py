@@ -1,0 +1,124 @@
+"""The compatibility layer: s3prl imports and its checkpoints load on today's torch/torchaudio."""
+
+import argparse
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from s3prl_mi_probe.runner import activate, compat
+
+activate()
+import torchaudio  # noqa: E402  (after the shims, as s3prl sees it)
+
+
+def run_python(code):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
+def test_interpreter_start_does_not_import_torch():
+    result = run_python("import sys; print('torch' in sys.modules, 's3prl_mi_probe.runner.hook' in sys.modules)")
+    assert result.stdout.split() == ["False", "True"], result.stderr
+
+
+def test_hub_imports_and_shims_apply_on_first_s3prl_import():
+    result = run_python(
+        "import s3prl.hub, torchaudio, importlib\n"
+        "torchaudio.set_audio_backend('sox_io')\n"
+        "print(len([n for n in dir(s3prl.hub) if not n.startswith('_')]) > 200)\n"
+        "print(importlib.import_module('s3prl.downstream.mi_probe.expert').DownstreamExpert.__module__)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "s3prl_mi_probe.runner.expert"]
+
+
+def test_disabled_by_environment():
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; print(any('S3prlImportHook' in type(f).__name__ for f in sys.meta_path))"],
+        capture_output=True,
+        text=True,
+        env={"S3PRL_MI_PROBE_DISABLE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.stdout.strip() == "False", result.stderr
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "s3prl.downstream.phone_linear.expert",
+        "s3prl.downstream.emotion.expert",
+        "s3prl.downstream.fluent_commands.expert",
+        "s3prl.downstream.timit_phone_linear.expert",
+        "s3prl.downstream.example.expert",
+        "s3prl.upstream.mos_prediction.expert",
+    ],
+)
+def test_other_s3prl_modules_still_import(module):
+    result = run_python(f"import importlib; importlib.import_module({module!r})")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_sox_effects_fail_when_called_not_at_import():
+    from torchaudio.sox_effects import apply_effects_tensor
+
+    with pytest.raises(RuntimeError, match="sox_effects was removed"):
+        apply_effects_tensor(torch.zeros(1, 10), 16000, [["gain", "1"]])
+
+
+def test_audio_io_roundtrip_through_soundfile(tmp_path):
+    path = tmp_path / "tone.wav"
+    samples = (0.5 * np.sin(np.arange(8000) / 10)).astype(np.float32)
+    torchaudio.save(str(path), torch.from_numpy(samples)[None], 8000, bits_per_sample=16)
+    meta = torchaudio.info(str(path))
+    assert (meta.sample_rate, meta.num_frames, meta.num_channels, meta.bits_per_sample) == (8000, 8000, 1, 16)
+    waveform, sample_rate = torchaudio.load(str(path), frame_offset=100, num_frames=50)
+    assert sample_rate == 8000 and waveform.shape == (1, 50)
+    np.testing.assert_allclose(waveform[0].numpy(), samples[100:150], atol=1e-4)
+    raw, _ = torchaudio.load(str(path), normalize=False)
+    assert raw.dtype == torch.int16
+    assert soundfile.info(str(path)).subtype == "PCM_16"
+
+
+def test_s3prl_checkpoints_load_with_weights_only_default(tmp_path):
+    path = tmp_path / "states-10.ckpt"
+    args = argparse.Namespace(upstream="fbank", seed=1337, local_rank=None)
+    torch.save({"Args": args, "Config": {"runner": {"total_steps": 10}}, "Step": 10}, path)
+    loaded = torch.load(path, map_location="cpu")
+    assert loaded["Args"] == args
+
+
+def test_apply_is_idempotent():
+    compat.apply()
+    compat.apply()
+    assert torchaudio.load is compat.load or not hasattr(torchaudio, "load_with_torchcodec")
+
+
+def test_apc_local_loads_a_raw_pretraining_checkpoint(tmp_path):
+    """The keys s3prl's pretraining runner and APC expert save (Args is an argparse.Namespace)."""
+    import s3prl.hub as hub
+    from s3prl.upstream.apc.apc import APC
+
+    audio = {"feat_type": "fbank", "feat_dim": 40, "frame_length": 25, "frame_shift": 10, "cmvn": True}
+    config = {
+        "data": {"audio": audio},
+        "model": {"paras": {"num_layers": 3, "hidden_size": 32, "dropout": 0.1, "residual": True}},
+    }
+    model = APC(40, **config["model"]["paras"])
+    path = tmp_path / "states-30.ckpt"
+    torch.save(
+        {
+            "Optimizer": torch.optim.Adam(model.parameters()).state_dict(),
+            "Step": 30,
+            "Args": argparse.Namespace(config="config_runner.yaml", seed=1337, device="cpu"),
+            "Config": {"runner": {"total_steps": 30}},
+            "config": config,
+            "model": model.state_dict(),
+            "Upstream_Config": config,
+        },
+        path,
+    )
+    hidden_states = hub.apc_local(ckpt=str(path))([torch.randn(16000)])["hidden_states"]
+    assert [tuple(h.shape) for h in hidden_states] == [(1, 98, 32)] * 3

@@ -1,0 +1,176 @@
+"""s3prl's real runner in a subprocess, ``-d mi_probe``, on corpora written by the tests."""
+
+import json
+import math
+import shutil
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from s3prl_runner import metrics_rows, run_downstream, short_run_overrides
+
+
+def train(expdir, manifest, *upstream, task="phone", steps=60, **overrides):
+    return run_downstream(
+        "-m",
+        "train",
+        *upstream,
+        "-d",
+        "mi_probe",
+        "-p",
+        str(expdir),
+        "-o",
+        short_run_overrides(manifest, steps=steps, **overrides),
+        task=task,
+    )
+
+
+def assert_rows_complete(expdir, layers, steps):
+    rows = metrics_rows(expdir)
+    seen = {(row["step"], row["split"], row["layer"]) for row in rows}
+    assert seen == {(step, split, layer) for step in steps for split in ("dev", "test") for layer in layers}
+    for row in rows:
+        assert all(math.isfinite(row[key]) for key in row if key not in ("split", "probe")), row
+    return rows
+
+
+def summary_layers(expdir):
+    summary = json.loads((expdir / "summary.json").read_text())
+    return {entry["layer"]: entry for entry in summary["layers"]}, summary["provenance"]
+
+
+@pytest.fixture(scope="module")
+def fbank_run(tmp_path_factory, tone_manifest):
+    expdir = tmp_path_factory.mktemp("fbank_phone")
+    train(expdir, tone_manifest, "-u", "fbank")
+    return expdir
+
+
+def test_fbank_phone_task_is_learned(fbank_run):
+    assert_rows_complete(fbank_run, layers=[0], steps=[30, 60])
+    layers, provenance = summary_layers(fbank_run)
+    test = layers[0]["test"]
+    assert test["mi_bits"] > 0.8 * test["h_y_bits"] > 1.0
+    assert test["num_classes"] == 6 and test["margin_positive_frac"] > 0.8
+    assert (fbank_run / "best-states-dev.ckpt").is_file()
+    assert provenance["upstream"] == "fbank" and len(provenance["manifest_sha256"]) == 64
+    assert provenance["versions"]["s3prl"] == "0.4.18"
+
+
+@pytest.mark.parametrize("task", ["phone", "word"])
+def test_tiny_hubert_every_layer_in_one_run(tmp_path, tone_manifest, tiny_hubert, task):
+    train(tmp_path, tone_manifest, "-u", "hubert_local", "-k", str(tiny_hubert), task=task)
+    assert_rows_complete(tmp_path, layers=[0, 1, 2], steps=[30, 60])
+    layers, provenance = summary_layers(tmp_path)
+    assert sorted(layers) == [0, 1, 2]
+    # A random network keeps much of the tone identity: clearly above 0 bits and above chance accuracy.
+    assert max(entry["test"]["mi_bits"] for entry in layers.values()) > 0.15
+    assert max(entry["test"]["accuracy"] for entry in layers.values()) > 2 / layers[0]["test"]["num_classes"]
+    assert provenance["upstream_ckpt_sha256"] and provenance["layers"] == [0, 1, 2]
+    events = list(tmp_path.glob("events.out.tfevents.*"))
+    assert events and "mi_probe/test/layer_2/mi_bits" in _tensorboard_tags(events[0])
+
+
+def _tensorboard_tags(event_file):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(event_file))
+    accumulator.Reload()
+    return accumulator.Tags()["scalars"]
+
+
+def test_layer_option_probes_exactly_one_layer(tmp_path, tone_manifest, tiny_hubert):
+    train(tmp_path, tone_manifest, "-u", "hubert_local", "-k", str(tiny_hubert), "-l", "1", steps=30)
+    rows = assert_rows_complete(tmp_path, layers=[1], steps=[30])
+    assert len(rows) == 2
+
+
+def test_shuffled_labels_give_no_information(tmp_path, shuffled_manifest):
+    # The shipped learning rate, evaluated often: early stopping on dev must catch the probe before
+    # it memorises the training labels.
+    train(tmp_path, shuffled_manifest, "-u", "fbank", steps=60, eval_step=10, optimizer__lr=1e-3)
+    layers, _ = summary_layers(tmp_path)
+    test = layers[0]["test"]
+    assert test["h_y_bits"] > 2.0
+    assert -0.5 < test["mi_bits"] < 0.1
+
+
+def test_resume_and_evaluate_the_best_checkpoint(fbank_run):
+    result = run_downstream("-m", "train", "-e", str(fbank_run), "-o", "config.runner.total_steps=90")
+    assert "Resume from" in result.stdout + result.stderr
+    steps = sorted({row["step"] for row in metrics_rows(fbank_run)})
+    assert steps == [30, 60, 90]
+    run_downstream("-m", "evaluate", "-e", str(fbank_run / "best-states-dev.ckpt"))
+    evaluation = json.loads((fbank_run / "evaluate-test.json").read_text())
+    assert evaluation["checkpoint"].endswith("best-states-dev.ckpt")
+    [row] = evaluation["rows"]
+    layers, _ = summary_layers(fbank_run)
+    assert row["mi_bits"] > 1.0 and row["num_segments"] == layers[0]["test"]["num_segments"]
+
+
+def test_run_downstream_py_from_an_s3prl_source_checkout(tmp_path, tone_manifest):
+    sdist = Path(sys.prefix) / "s3prl-sdist" / "s3prl-0.4.18.tar.gz"
+    assert sdist.is_file(), "make install downloads s3prl's sdist into .venv/s3prl-sdist"
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp_path, filter="data")
+    checkout = tmp_path / "s3prl-0.4.18" / "s3prl"
+    assert (checkout / "run_downstream.py").is_file()
+    expdir = tmp_path / "exp"
+    run_downstream(
+        "-m",
+        "train",
+        "-u",
+        "fbank",
+        "-d",
+        "mi_probe",
+        "-p",
+        str(expdir),
+        "-o",
+        short_run_overrides(tone_manifest, steps=10, eval_step=10),
+        cwd=checkout,
+        module=False,
+    )
+    assert_rows_complete(expdir, layers=[0], steps=[10])
+
+
+def test_bad_input_is_one_error_listing_every_problem(tmp_path, tone_manifest):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tone_manifest.parent, corpus)
+    lines = (corpus / "manifest.tsv").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    (corpus / "utt000.wav").unlink()
+    (corpus / "utt001.TextGrid").write_text("this is not a TextGrid")
+    (corpus / "utt002.TextGrid").write_text((corpus / "utt002.TextGrid").read_text().replace('"phones"', '"phonez"'))
+    (corpus / "manifest.tsv").write_text(
+        "\n".join([header, *rows, "utt999\tnone.wav\tnone.TextGrid\tvalid\ts1"]) + "\n"
+    )
+    expdir = tmp_path / "exp"
+    result = train_failing(expdir, corpus / "manifest.tsv")
+    assert result.returncode != 0
+    for expected in [
+        "manifest.tsv:2 (utt000): audio",
+        "manifest.tsv:3 (utt001): alignment",
+        "manifest.tsv:4 (utt002): alignment",
+        "no 'phones' tier",
+        "manifest.tsv:26 (utt999): unknown split 'valid'",
+    ]:
+        assert expected in result.stderr, expected
+    left = sorted(path.name for path in expdir.iterdir())
+    assert not [name for name in left if name.endswith(".ckpt") or name in ("metrics.jsonl", "summary.json")], left
+
+
+def train_failing(expdir, manifest):
+    return run_downstream(
+        "-m",
+        "train",
+        "-u",
+        "fbank",
+        "-d",
+        "mi_probe",
+        "-p",
+        str(expdir),
+        "-o",
+        short_run_overrides(manifest),
+        check=False,
+    )
