@@ -1,15 +1,31 @@
-"""Import hooks that activate the plugin when s3prl is first imported.
+"""Import hooks that activate the plugin when torchaudio or s3prl is first imported.
 
 Imported at interpreter start by the ``s3prl_mi_probe.pth`` file that the installation puts into
 site-packages. It imports nothing heavy: it only puts a finder on ``sys.meta_path`` that waits for
-three module names and calls into :mod:`s3prl_mi_probe.runner.compat` and :mod:`s3prl_mi_probe.runner.patches`
-when they are imported. Set ``S3PRL_MI_PROBE_DISABLE=1`` to turn the hooks off.
+a few module names (:data:`_HOOKS`) and calls into :mod:`s3prl_mi_probe.runner.compat` and
+:mod:`s3prl_mi_probe.runner.patches` when they are imported:
+
+* ``torchaudio``: the torchaudio shims, right after torchaudio is imported. Not only s3prl needs
+  them: a worker process (joblib/loky, multiprocessing spawn) that unpickles an s3prl function *by
+  value*, as ``s3prl.util.audio_info.get_audio_info(..., num_workers=N)`` ships it, imports the
+  modules that function names (torchaudio), never s3prl.
+* ``s3prl``: the remaining shims, before s3prl's own code runs.
+* ``s3prl.downstream``, ``s3prl.downstream.runner``: ``-d mi_probe`` is registered and the Runner
+  patched.
+
+Set ``S3PRL_MI_PROBE_DISABLE=1`` to turn the hooks off.
 """
 
 import importlib
 import importlib.abc
 import os
 import sys
+
+
+def _after_torchaudio(module):
+    from s3prl_mi_probe.runner import compat
+
+    compat.apply_torchaudio(module)
 
 
 def _before_s3prl(module):
@@ -32,6 +48,7 @@ def _after_runner(module):
 
 # module name -> (called before the module body runs, called after it ran)
 _HOOKS = {
+    "torchaudio": (None, _after_torchaudio),
     "s3prl": (_before_s3prl, None),
     "s3prl.downstream": (None, _after_downstream_package),
     "s3prl.downstream.runner": (None, _after_runner),
@@ -61,7 +78,7 @@ class _HookedLoader(importlib.abc.Loader):
 
 
 class S3prlImportHook(importlib.abc.MetaPathFinder):
-    """Finds the watched s3prl modules with the other finders and wraps their loaders."""
+    """Finds the watched modules with the other finders and wraps their loaders."""
 
     def find_spec(self, fullname, path, target=None):
         hooks = _HOOKS.get(fullname)

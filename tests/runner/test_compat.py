@@ -1,6 +1,7 @@
 """The compatibility layer: s3prl imports and its checkpoints load on today's torch/torchaudio."""
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -36,13 +37,64 @@ def test_hub_imports_and_shims_apply_on_first_s3prl_import():
 
 
 def test_disabled_by_environment():
+    code = (
+        "import sys, torchaudio\n"
+        "print(any('S3prlImportHook' in type(f).__name__ for f in sys.meta_path), hasattr(torchaudio, 'info'))\n"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; print(any('S3prlImportHook' in type(f).__name__ for f in sys.meta_path))"],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={"S3PRL_MI_PROBE_DISABLE": "1", "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "S3PRL_MI_PROBE_DISABLE": "1"},
+        timeout=600,
     )
-    assert result.stdout.strip() == "False", result.stderr
+    assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_torchaudio_import_alone_gets_the_torchaudio_shims():
+    result = run_python(
+        "import sys, torchaudio\n"
+        "print('s3prl' in sys.modules, hasattr(torchaudio, 'set_audio_backend'), hasattr(torchaudio, 'info'))\n"
+    )
+    assert result.stdout.split() == ["False", "True", "True"], result.stderr[-3000:]
+
+
+def test_joblib_workers_that_never_import_s3prl_get_the_shims():
+    """get_audio_info ships its inner function by value to loky workers, which import torchaudio only."""
+    result = run_python(
+        "import tempfile\n"
+        "from s3prl.util.audio_info import get_audio_info\n"
+        "from s3prl.util.pseudo_data import pseudo_audio\n"
+        "with pseudo_audio([1.0, 1.5]) as (paths, _), tempfile.TemporaryDirectory() as cache:\n"
+        "    infos = get_audio_info(paths, ['a', 'b'], cache_dir=cache, num_workers=2)\n"
+        "print(*[info['num_frames'] for info in infos])\n"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["16000", "24000"]
+
+
+def test_the_users_own_stand_ins_are_kept():
+    """A module without a spec in sys.modules and an attribute already set survive s3prl's import."""
+    result = run_python(
+        "import sys, types, torchaudio\n"
+        "stand_in = types.ModuleType('torchaudio.sox_effects')\n"
+        "sys.modules['torchaudio.sox_effects'] = stand_in\n"
+        "def set_audio_backend(backend=None):\n"
+        "    pass\n"
+        "torchaudio.set_audio_backend = set_audio_backend\n"
+        "import s3prl.hub, s3prl.upstream.mos_prediction.expert\n"
+        "from torchaudio.sox_effects import apply_effects_tensor\n"
+        "print(sys.modules['torchaudio.sox_effects'] is stand_in, torchaudio.sox_effects is stand_in,\n"
+        "      torchaudio.set_audio_backend is set_audio_backend)\n"
+        "try:\n"
+        "    apply_effects_tensor(None, 16000, [])\n"
+        "except RuntimeError as error:\n"
+        "    print(error)\n"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept, message = result.stdout.strip().split("\n")
+    assert kept.split() == ["True", "True", "True"]
+    assert message.startswith("torchaudio.sox_effects was removed in torchaudio 2.9")
 
 
 @pytest.mark.parametrize(
