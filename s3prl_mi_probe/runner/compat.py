@@ -21,7 +21,8 @@ the user's own, an attribute already present, a module without a spec in ``sys.m
 
 The torchaudio part (:func:`apply_torchaudio`) needs nothing but torchaudio: the import hook applies
 it as soon as torchaudio is imported, so that processes which run s3prl code without importing s3prl
-(a joblib/loky worker that unpickles an s3prl function by value) have it too.
+(a joblib/loky worker that unpickles an s3prl function by value) have it too. :mod:`.quiet` holds the
+import noise of old s3prl code on today's torch that is silenced.
 """
 
 import argparse

@@ -2,24 +2,29 @@
 
 Imported at interpreter start by the ``s3prl_mi_probe.pth`` file that the installation puts into
 site-packages. It imports nothing heavy: it only puts a finder on ``sys.meta_path`` that waits for
-a few module names (:data:`_HOOKS`) and calls into :mod:`s3prl_mi_probe.runner.compat` and
-:mod:`s3prl_mi_probe.runner.patches` when they are imported:
+a few module names (:data:`_HOOKS`) and calls into :mod:`s3prl_mi_probe.runner.compat`,
+:mod:`s3prl_mi_probe.runner.quiet` and :mod:`s3prl_mi_probe.runner.patches` when they are imported:
 
 * ``torchaudio``: the torchaudio shims, right after torchaudio is imported. Not only s3prl needs
   them: a worker process (joblib/loky, multiprocessing spawn) that unpickles an s3prl function *by
   value*, as ``s3prl.util.audio_info.get_audio_info(..., num_workers=N)`` ships it, imports the
   modules that function names (torchaudio), never s3prl.
-* ``s3prl``: the remaining shims, before s3prl's own code runs.
+* ``s3prl``: the remaining shims and the noise filters, before s3prl's own code runs.
 * ``s3prl.downstream``, ``s3prl.downstream.runner``: ``-d mi_probe`` is registered and the Runner
   patched.
+* the s3prl modules of :data:`s3prl_mi_probe.runner.quiet.IMPORT_WARNINGS`: their import runs with
+  their known deprecation warnings silenced.
 
 Set ``S3PRL_MI_PROBE_DISABLE=1`` to turn the hooks off.
 """
 
+import contextlib
 import importlib
 import importlib.abc
 import os
 import sys
+
+from s3prl_mi_probe.runner import quiet  # stdlib only: contextlib, warnings
 
 
 def _after_torchaudio(module):
@@ -32,6 +37,7 @@ def _before_s3prl(module):
     from s3prl_mi_probe.runner import compat
 
     compat.apply()
+    quiet.silence_s3prl_noise()
 
 
 def _after_downstream_package(module):
@@ -46,22 +52,24 @@ def _after_runner(module):
     patches.patch_runner(module.Runner)
 
 
-# module name -> (called before the module body runs, called after it ran)
+# module name -> (called before the module body runs, called after it ran, context its body runs in)
 _HOOKS = {
-    "torchaudio": (None, _after_torchaudio),
-    "s3prl": (_before_s3prl, None),
-    "s3prl.downstream": (None, _after_downstream_package),
-    "s3prl.downstream.runner": (None, _after_runner),
+    "torchaudio": (None, _after_torchaudio, None),
+    "s3prl": (_before_s3prl, None, None),
+    "s3prl.downstream": (None, _after_downstream_package, None),
+    "s3prl.downstream.runner": (None, _after_runner, None),
+    **dict.fromkeys(quiet.IMPORT_WARNINGS, (None, None, quiet.import_of)),
 }
 
 
 class _HookedLoader(importlib.abc.Loader):
     """Wraps a module's real loader and runs our hooks around its ``exec_module``."""
 
-    def __init__(self, loader, before, after):
+    def __init__(self, loader, before, after, context):
         self._loader = loader
         self._before = before
         self._after = after
+        self._context = context
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
@@ -69,7 +77,8 @@ class _HookedLoader(importlib.abc.Loader):
     def exec_module(self, module):
         if self._before:
             self._before(module)
-        self._loader.exec_module(module)
+        with self._context(module.__name__) if self._context else contextlib.nullcontext():
+            self._loader.exec_module(module)
         if self._after:
             self._after(module)
 
@@ -109,6 +118,7 @@ def activate():
 
     install()
     compat.apply()
+    quiet.silence_s3prl_noise()
     if "s3prl.downstream" in sys.modules:
         patches.add_downstream_path(sys.modules["s3prl.downstream"])
     if "s3prl.downstream.runner" in sys.modules:

@@ -97,6 +97,27 @@ def test_the_users_own_stand_ins_are_kept():
     assert message.startswith("torchaudio.sox_effects was removed in torchaudio 2.9")
 
 
+def test_s3prl_import_noise_is_silenced_and_the_same_warnings_elsewhere_are_not():
+    result = run_python(
+        "import warnings\n"
+        "import s3prl.hub, s3prl.downstream.runner\n"
+        "print('imported', flush=True)\n"
+        "import torch\n"
+        "try:\n"
+        "    torch.jit.script_method(lambda self, x: x)  # warns, then cannot script a lambda\n"
+        "except Exception:\n"
+        "    pass\n"
+        "warnings.warn('`torch.cuda.amp.autocast(args...)` is deprecated (mine)', FutureWarning)\n"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "imported"
+    # Only the warnings raised after s3prl's import, for code that is not s3prl's.
+    warnings = [line for line in result.stderr.splitlines() if "Warning" in line]
+    assert len(warnings) == 2, result.stderr
+    assert "torch.jit.script_method` is deprecated" in warnings[0] and "(mine)" in warnings[1]
+    assert "ESPnet" not in result.stderr
+
+
 @pytest.mark.parametrize(
     "module",
     [
