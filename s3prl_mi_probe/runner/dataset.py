@@ -1,5 +1,7 @@
 """Utterance batches for s3prl's runner: the waveform plus the utterance's labelled segments."""
 
+import os
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -42,3 +44,20 @@ def segment_dataloader(utterances, batch_size, shuffle, seed, num_workers=0, con
         num_workers=num_workers,
         collate_fn=collate_utterances,
     )
+
+
+MAX_AUTO_WORKERS = 4
+
+
+def resolve_num_workers(value, processes=1):
+    """Loader worker processes for the config's ``num_workers``: a number >= 0 as given, or ``auto``.
+
+    ``auto`` is ``min(4, CPUs of this process's share - 1)``, at least 0: the main process keeps a
+    CPU, and the ``processes`` of a run on one machine share its CPUs.
+    """
+    if value == "auto":
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(0, min(MAX_AUTO_WORKERS, cpus // max(1, processes) - 1))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"downstream_expert.num_workers must be a number >= 0 or auto, not {value!r}")
+    return value

@@ -10,7 +10,8 @@ Wiring only: the corpus comes from :mod:`s3prl_mi_probe.corpus`, segment pooling
 :mod:`s3prl_mi_probe.finetune` and :mod:`s3prl_mi_probe.metrics`. Dev and test metrics go to TensorBoard
 (``mi_probe/<split>/layer_<k>/<metric>``) and to ``EXPDIR/metrics.jsonl``; ``best-states-dev.ckpt``
 is kept by mean dev CE over the layers; ``EXPDIR/summary.json`` holds per layer the test metrics at
-that layer's best dev step.
+that layer's best dev step. ``-m evaluate`` writes ``EXPDIR/evaluate-<split>.json``, its rows at the
+step of the evaluated checkpoint.
 """
 
 import math
@@ -33,11 +34,11 @@ from s3prl_mi_probe.metrics.columns import CONTROL_COLUMNS, METRIC_NAMES, presen
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
 from s3prl_mi_probe.probe.kinds import FINETUNE, build_probe_bank
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
-from s3prl_mi_probe.runner.dataset import segment_dataloader
+from s3prl_mi_probe.runner.dataset import resolve_num_workers, segment_dataloader
 from s3prl_mi_probe.runner.experiment_summary import read_metrics_log, write_summary
-from s3prl_mi_probe.runner.patches import runner_upstream
+from s3prl_mi_probe.runner.patches import runner_checkpoint_step, runner_upstream
 
-LOADER_KEYS = {"manifest": None, "train_batch_size": 8, "eval_batch_size": 8, "num_workers": 0}
+LOADER_KEYS = {"manifest": None, "train_batch_size": 8, "eval_batch_size": 8, "num_workers": "auto"}
 PROBE_KEYS = {"probe": "linear", "mlp_width": 256, "control": None, "finetune_layers": None}
 
 
@@ -70,12 +71,15 @@ class DownstreamExpert(nn.Module):
             )
         self.config = {**LOADER_KEYS, **PROBE_KEYS, **downstream_expert}
         self.options = task_options_from_config(downstream_expert)
+        self.num_workers = resolve_num_workers(self.config["num_workers"])
         self.manifest = Path(self.config["manifest"])
         self.task = build_task(self.manifest, self.options)
         self.controls = self._control_labels()
         self.upstream_rate = upstream_rate
         self.expdir = Path(expdir)
         self.run_args = kwargs
+        self.evaluate_mode = kwargs.get("mode") == "evaluate"
+        self.checkpoint_step = runner_checkpoint_step()
         self.finetune = self.config["probe"] == FINETUNE
         self.padding = None
         if self.finetune:
@@ -143,6 +147,7 @@ class DownstreamExpert(nn.Module):
             f"[mi_probe] task={self.options.task} classes={len(self.task.classes)} layers={self.layer_ids} "
             f"utterances={counts} segments={segments} dropped={ {s: dict(c) for s, c in self.task.dropped.items()} }"
             + (" (dev carved from train)" if self.task.dev_carved else "")
+            + f" loader_workers={self.num_workers}"
         )
 
     def get_dataloader(self, split, epoch=0):
@@ -156,7 +161,7 @@ class DownstreamExpert(nn.Module):
             batch_size=self.config["train_batch_size" if training else "eval_batch_size"],
             shuffle=training,
             seed=self.options.seed + epoch,
-            num_workers=self.config["num_workers"],
+            num_workers=self.num_workers,
         )
 
     def _batch_segments(self, features, segments):
@@ -204,22 +209,26 @@ class DownstreamExpert(nn.Module):
         return ce_bits.mean(dim=1).sum() * LN2
 
     def log_records(self, split, records, logger, global_step, **kwargs):
-        """Log a split's metrics; returns ``["best-states-dev.ckpt"]`` when the dev CE improved."""
+        """Log a split's metrics; returns ``["best-states-dev.ckpt"]`` when the dev CE improved.
+
+        ``-m evaluate`` writes ``evaluate-<split>.json`` at the evaluated checkpoint's step instead.
+        """
         if split == "train":
             for prefix in ("", "control_") if self.control_probe is not None else ("",):
                 train_ce = torch.stack(records[f"{prefix}ce_bits"]).mean(dim=0)
                 for layer, value in zip(self.layer_ids, train_ce.tolist()):
                     logger.add_scalar(f"mi_probe/train/layer_{layer}/{prefix}ce_bits", value, global_step)
             return []
-        rows = self._evaluation_rows(split, records, global_step, "")
+        step = self.checkpoint_step if self.evaluate_mode else global_step
+        rows = self._evaluation_rows(split, records, step, "")
         if self.control_probe is not None:
-            rows = with_control_columns(rows, self._evaluation_rows(split, records, global_step, "control_"))
+            rows = with_control_columns(rows, self._evaluation_rows(split, records, step, "control_"))
         for row in rows:
             for name in (*METRIC_NAMES, *CONTROL_COLUMNS):
                 if row.get(name) is not None:
-                    logger.add_scalar(f"mi_probe/{split}/layer_{row['layer']}/{name}", row[name], global_step)
-        tqdm.write(f"[mi_probe] {split} at step {global_step}:\n{format_table(rows, present_columns(rows))}")
-        if self.run_args.get("mode") == "evaluate":
+                    logger.add_scalar(f"mi_probe/{split}/layer_{row['layer']}/{name}", row[name], step)
+        tqdm.write(f"[mi_probe] {split} at step {step}:\n{format_table(rows, present_columns(rows))}")
+        if self.evaluate_mode:
             write_json_atomic(
                 self.expdir / f"evaluate-{split}.json",
                 {"checkpoint": self.run_args.get("init_ckpt"), "rows": rows, "provenance": self.provenance()},

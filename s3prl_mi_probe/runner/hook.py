@@ -3,7 +3,8 @@
 Imported at interpreter start by the ``s3prl_mi_probe.pth`` file that the installation puts into
 site-packages. It imports nothing heavy: it only puts a finder on ``sys.meta_path`` that waits for
 a few module names (:data:`_HOOKS`) and calls into :mod:`s3prl_mi_probe.runner.compat`,
-:mod:`s3prl_mi_probe.runner.quiet` and :mod:`s3prl_mi_probe.runner.patches` when they are imported:
+:mod:`s3prl_mi_probe.runner.quiet`, :mod:`s3prl_mi_probe.runner.patches` and
+:mod:`s3prl_mi_probe.runner.command_line` when they are imported:
 
 * ``torchaudio``: the torchaudio shims, right after torchaudio is imported. Not only s3prl needs
   them: a worker process (joblib/loky, multiprocessing spawn) that unpickles an s3prl function *by
@@ -11,7 +12,8 @@ a few module names (:data:`_HOOKS`) and calls into :mod:`s3prl_mi_probe.runner.c
   modules that function names (torchaudio), never s3prl.
 * ``s3prl``: the remaining shims and the noise filters, before s3prl's own code runs.
 * ``s3prl.downstream``, ``s3prl.downstream.runner``: ``-d mi_probe`` is registered and the Runner
-  patched.
+  patched; when the running program is s3prl's ``run_downstream.py``, its command line gets the
+  defaults it lacks for ``-d mi_probe``.
 * the s3prl modules of :data:`s3prl_mi_probe.runner.quiet.IMPORT_WARNINGS`: their import runs with
   their known deprecation warnings silenced.
 
@@ -47,9 +49,10 @@ def _after_downstream_package(module):
 
 
 def _after_runner(module):
-    from s3prl_mi_probe.runner import patches
+    from s3prl_mi_probe.runner import command_line, patches
 
     patches.patch_runner(module.Runner)
+    command_line.complete_run_downstream_arguments()
 
 
 # module name -> (called before the module body runs, called after it ran, context its body runs in)

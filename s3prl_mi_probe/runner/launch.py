@@ -1,5 +1,6 @@
 """Running s3prl's own runner (``python -m s3prl.run_downstream``) from Python, in a subprocess."""
 
+import os
 import subprocess
 import sys
 
@@ -28,14 +29,19 @@ def short_run_overrides(manifest, steps=60, eval_step=30, **extra):
     return overrides(**{**values, **extra})
 
 
-def run_downstream(*args, task="phone", device="cpu", cwd=None, module=True, timeout=None):
+def run_downstream(*args, task="phone", device="cpu", cwd=None, module=True, timeout=None, env=None):
     """Run s3prl's run_downstream with the shipped config of ``task``; returns the CompletedProcess.
 
     ``module=False`` runs ``run_downstream.py`` from ``cwd`` (an s3prl source checkout).
-    The config is left out when resuming (``-e``): s3prl then takes it from the checkpoint.
+    The config is left out when resuming (``-e``), where s3prl takes it from the checkpoint, and
+    when ``task`` is None; ``--device`` is left out when ``device`` is None. ``env`` adds to the
+    environment.
     """
     entry = ["-m", "s3prl.run_downstream"] if module else ["run_downstream.py"]
-    command = [sys.executable, *entry, *args, "--device", device]
-    if "-e" not in args:
+    command = [sys.executable, *entry, *args]
+    if device is not None:
+        command += ["--device", device]
+    if task is not None and "-e" not in args:
         command += ["-c", str(config_path(task))]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    environment = None if env is None else {**os.environ, **env}
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment)

@@ -7,23 +7,35 @@
   :class:`~s3prl_mi_probe.runner.featurizer.AllLayerFeaturizer` instead of the weighted sum;
   every other downstream gets s3prl's own Featurizer, unchanged. ``_get_downstream`` is wrapped
   to turn a corpus or option error (every problem found in the manifest) into a plain exit message, and to
-  let the expert reach the upstream while it is built (:func:`runner_upstream`): the fine-tune
-  probe copies the upstream's layers above the probed one.
+  let the expert reach the Runner while it is built: its upstream (:func:`runner_upstream`; the
+  fine-tune probe copies the upstream's layers above the probed one) and the step of the checkpoint
+  it loaded (:func:`runner_checkpoint_step`; ``-m evaluate`` rows carry that step).
+* ``Runner.__init__`` is wrapped so that ``-d mi_probe`` on a machine without CUDA runs on the CPU
+  with a one-line warning when ``--device`` was left at s3prl's default ``cuda`` (s3prl never takes
+  the device from a checkpoint, so ``-m evaluate -e CKPT`` would otherwise stop with a traceback).
 
 The import hooks in :mod:`s3prl_mi_probe.runner.hook` call these functions when s3prl is imported;
 :func:`s3prl_mi_probe.runner.hook.activate` does the same for an s3prl imported before the hooks were in place.
 """
 
+import sys
 from pathlib import Path
 
 DOWNSTREAM_NAME = "mi_probe"
 PLUGIN_TREE = str(Path(__file__).resolve().parent / "plugin_tree")
-_building = {"upstream": None}
+_building = {"runner": None}
 
 
 def runner_upstream():
     """The upstream model of the Runner whose ``mi_probe`` expert is being built now, else None."""
-    return _building["upstream"]
+    runner = _building["runner"]
+    return None if runner is None else runner.upstream.model
+
+
+def runner_checkpoint_step():
+    """The step of the checkpoint (``-e``/``-i``) that the Runner building the expert now loaded; 0 without one."""
+    runner = _building["runner"]
+    return 0 if runner is None else int(runner.init_ckpt.get("Step", 0))
 
 
 def add_downstream_path(downstream_package):
@@ -33,11 +45,37 @@ def add_downstream_path(downstream_package):
 
 
 def patch_runner(runner_class):
-    """Wrap the Runner so that ``-d mi_probe`` receives every layer and reports bad input plainly."""
+    """Wrap the Runner for ``-d mi_probe`` (see the module docstring); other downstreams are untouched."""
     if getattr(runner_class._get_featurizer, "_mi_probe_wrapped", False):
         return
+    _wrap_init(runner_class)
     _wrap_get_featurizer(runner_class)
     _wrap_get_downstream(runner_class)
+
+
+def _wrap_init(runner_class):
+    original = runner_class.__init__
+
+    def __init__(self, args, config):
+        if args.downstream == DOWNSTREAM_NAME:
+            _fall_back_to_cpu_without_cuda(args)
+        original(self, args, config)
+
+    runner_class.__init__ = __init__
+
+
+def _fall_back_to_cpu_without_cuda(args):
+    """Set ``args.device`` to ``cpu`` (with a one-line warning) when it asks for CUDA and there is none."""
+    import torch
+
+    if str(args.device).startswith("cuda") and not torch.cuda.is_available():
+        print(
+            f"[mi_probe] no CUDA device: running on the CPU instead of --device {args.device} "
+            "(add --device cpu to choose it)",
+            file=sys.stderr,
+            flush=True,
+        )
+        args.device = "cpu"
 
 
 def _wrap_get_featurizer(runner_class):
@@ -70,7 +108,7 @@ def _wrap_get_downstream(runner_class):
     def _get_downstream(self):
         if self.args.downstream != DOWNSTREAM_NAME:
             return original(self)
-        _building["upstream"] = self.upstream.model
+        _building["runner"] = self
         try:
             return original(self)
         except ValueError as error:
@@ -78,6 +116,6 @@ def _wrap_get_downstream(runner_class):
             # traceback through s3prl would only hide it.
             raise SystemExit(f"[mi_probe] {error}") from None
         finally:
-            _building["upstream"] = None
+            _building["runner"] = None
 
     runner_class._get_downstream = _get_downstream

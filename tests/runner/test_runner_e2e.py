@@ -101,12 +101,18 @@ def test_resume_and_evaluate_the_best_checkpoint(fbank_run):
     assert "Resume from" in result.stdout + result.stderr
     steps = sorted({row["step"] for row in metrics_rows(fbank_run)})
     assert steps == [30, 60, 90]
-    run_downstream("-m", "evaluate", "-e", str(fbank_run / "best-states-dev.ckpt"))
+    # As the README writes it: without --device, here on a machine without CUDA.
+    result = run_downstream(
+        "-m", "evaluate", "-e", str(fbank_run / "best-states-dev.ckpt"), device=None, env={"CUDA_VISIBLE_DEVICES": ""}
+    )
+    assert "[mi_probe] no CUDA device: running on the CPU" in result.stderr
     evaluation = json.loads((fbank_run / "evaluate-test.json").read_text())
     assert evaluation["checkpoint"].endswith("best-states-dev.ckpt")
     [row] = evaluation["rows"]
     layers, _ = summary_layers(fbank_run)
     assert row["mi_bits"] > 1.0 and row["num_segments"] == layers[0]["test"]["num_segments"]
+    # The rows carry the step the checkpoint was saved at, not s3prl's 0 for "not during training".
+    assert row["step"] == layers[0]["best_dev_step"] > 0
 
 
 def test_run_downstream_py_from_an_s3prl_source_checkout(tmp_path, tone_manifest):
@@ -117,7 +123,7 @@ def test_run_downstream_py_from_an_s3prl_source_checkout(tmp_path, tone_manifest
     checkout = tmp_path / "s3prl-0.4.18" / "s3prl"
     assert (checkout / "run_downstream.py").is_file()
     expdir = tmp_path / "exp"
-    run_downstream(
+    result = run_downstream(
         "-m",
         "train",
         "-u",
@@ -130,7 +136,9 @@ def test_run_downstream_py_from_an_s3prl_source_checkout(tmp_path, tone_manifest
         short_run_overrides(tone_manifest, steps=10, eval_step=10),
         cwd=checkout,
         module=False,
+        task=None,  # the script's default, ./downstream/mi_probe/config.yaml, exists nowhere
     )
+    assert "[mi_probe] no -c given: using the shipped phone config" in result.stdout
     assert_rows_complete(expdir, layers=[0], steps=[10])
 
 

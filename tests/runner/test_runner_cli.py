@@ -1,0 +1,104 @@
+"""s3prl's run_downstream as a new user types it: no ``-c``, no ``--device`` without a GPU, loader workers."""
+
+import os
+import sys
+
+import pytest
+from s3prl_runner import metrics_rows, run_downstream, short_run_overrides
+
+from s3prl_mi_probe.runner.command_line import complete_run_downstream_arguments
+from s3prl_mi_probe.runner.dataset import MAX_AUTO_WORKERS, resolve_num_workers
+from s3prl_mi_probe.runner.shipped_configs import config_path
+
+NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}
+
+
+def test_without_config_and_device_from_any_folder(tmp_path, tone_manifest):
+    """``-d mi_probe`` without ``-c`` or ``--device``, run from a folder that is not this repository."""
+    expdir = tmp_path / "exp"
+    overrides = short_run_overrides(tone_manifest, steps=10, eval_step=10, downstream_expert__num_workers="auto")
+    result = run_downstream(
+        *("-m", "train", "-u", "fbank", "-d", "mi_probe", "-p", str(expdir), "-o", overrides),
+        task=None,
+        device=None,
+        cwd=tmp_path,
+        env=NO_GPU,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    stdout = result.stdout.splitlines()
+    assert [line for line in stdout if "-c" in line] == [
+        f"[mi_probe] no -c given: using the shipped phone config {config_path('phone')}"
+    ]
+    [device] = [line for line in result.stderr.splitlines() if "CUDA" in line]
+    assert (
+        device
+        == "[mi_probe] no CUDA device: running on the CPU instead of --device cuda (add --device cpu to choose it)"
+    )
+    [task] = [line for line in stdout if line.startswith("[mi_probe] task=")]
+    assert task.endswith(f"loader_workers={resolve_num_workers('auto')}")
+    assert {row["step"] for row in metrics_rows(expdir)} == {10}
+    # Noise that is not the user's concern stays out of the log.
+    for noise in ("Traceback", "Warning", "ESPnet"):
+        assert noise not in result.stderr, noise
+
+
+@pytest.mark.parametrize(
+    ("arguments", "task"),
+    [
+        (["-m", "train", "-d", "mi_probe", "-p", "exp"], "phone"),
+        (
+            [
+                "-m",
+                "train",
+                "-d",
+                "mi_probe",
+                "-o",
+                "config.runner.total_steps=5,,config.downstream_expert.task='word'",
+            ],
+            "word",
+        ),
+        (["-m", "train", "-d", "mi_probe", "-c", "mine.yaml"], None),
+        (["-m", "evaluate", "-e", "exp/best-states-dev.ckpt"], None),
+        (["-m", "train", "-d", "emotion"], None),
+    ],
+)
+def test_which_command_lines_get_the_shipped_config(arguments, task, capsys):
+    argv = ["run_downstream.py", *arguments]
+    added = complete_run_downstream_arguments(argv)
+    if task is None:
+        assert added is None and argv == ["run_downstream.py", *arguments]
+        assert capsys.readouterr().out == ""
+    else:
+        assert added == str(config_path(task)) and argv == ["run_downstream.py", *arguments, "-c", added]
+        assert capsys.readouterr().out == f"[mi_probe] no -c given: using the shipped {task} config {added}\n"
+
+
+def test_other_programs_command_lines_are_left_alone():
+    before = list(sys.argv)
+    assert complete_run_downstream_arguments() is None
+    assert sys.argv == before
+
+
+def test_num_workers_auto_follows_the_cpus_and_numbers_pass_through():
+    cpus = len(os.sched_getaffinity(0))
+    assert resolve_num_workers("auto") == max(0, min(MAX_AUTO_WORKERS, cpus - 1))
+    assert resolve_num_workers("auto", processes=cpus) == 0  # one CPU per DDP process: none to spare
+    assert resolve_num_workers(0) == 0 and resolve_num_workers(6) == 6
+    for bad in ("four", -1, 2.5, True, None):
+        with pytest.raises(ValueError, match="num_workers must be a number >= 0 or auto"):
+            resolve_num_workers(bad)
+
+
+def test_a_bad_num_workers_stops_the_run_with_one_line(tmp_path, tone_manifest):
+    expdir = tmp_path / "exp"
+    result = run_downstream(
+        *("-m", "train", "-u", "fbank", "-d", "mi_probe", "-p", str(expdir)),
+        *("-o", short_run_overrides(tone_manifest, downstream_expert__num_workers="four")),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "[mi_probe] downstream_expert.num_workers must be a number >= 0 or auto, not 'four'"
+    )
+    assert "Traceback" not in result.stderr
+    assert not [path.name for path in expdir.iterdir() if path.suffix in (".ckpt", ".jsonl", ".json")]
