@@ -33,14 +33,17 @@ def collate_utterances(batch):
     return list(wavs), list(segments)
 
 
-def segment_dataloader(utterances, batch_size, shuffle, seed, num_workers=0, controls=None):
-    """A DataLoader over utterances (and their control labels); shuffling is seeded so a run is reproducible."""
-    generator = torch.Generator().manual_seed(seed)
+def segment_dataloader(utterances, batch_size, shuffle, seed, num_workers=0, controls=None, sampler=None):
+    """A DataLoader over utterances (and their control labels); shuffling is seeded so a run is reproducible.
+
+    A ``sampler`` (this rank's share under DDP) replaces ``shuffle`` and ``seed``.
+    """
     return DataLoader(
         SegmentDataset(utterances, controls),
         batch_size=batch_size,
-        shuffle=shuffle,
-        generator=generator,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        generator=None if sampler is not None else torch.Generator().manual_seed(seed),
         num_workers=num_workers,
         collate_fn=collate_utterances,
     )
@@ -53,7 +56,7 @@ def resolve_num_workers(value, processes=1):
     """Loader worker processes for the config's ``num_workers``: a number >= 0 as given, or ``auto``.
 
     ``auto`` is ``min(4, CPUs of this process's share - 1)``, at least 0: the main process keeps a
-    CPU, and the ``processes`` of a run on one machine share its CPUs.
+    CPU, and the ``processes`` of a DDP run on one machine share its CPUs.
     """
     if value == "auto":
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

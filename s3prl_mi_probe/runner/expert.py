@@ -11,7 +11,7 @@ Wiring only: the corpus comes from :mod:`s3prl_mi_probe.corpus`, segment pooling
 (``mi_probe/<split>/layer_<k>/<metric>``) and to ``EXPDIR/metrics.jsonl``; ``best-states-dev.ckpt``
 is kept by mean dev CE over the layers; ``EXPDIR/summary.json`` holds per layer the test metrics at
 that layer's best dev step. ``-m evaluate`` writes ``EXPDIR/evaluate-<split>.json``, its rows at the
-step of the evaluated checkpoint.
+step of the evaluated checkpoint. Under s3prl's DDP see :mod:`s3prl_mi_probe.runner.distributed`.
 """
 
 import math
@@ -34,10 +34,13 @@ from s3prl_mi_probe.metrics.columns import CONTROL_COLUMNS, METRIC_NAMES, presen
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
 from s3prl_mi_probe.probe.kinds import FINETUNE, build_probe_bank
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
+from s3prl_mi_probe.runner import distributed
 from s3prl_mi_probe.runner.dataset import resolve_num_workers, segment_dataloader
 from s3prl_mi_probe.runner.experiment_summary import read_metrics_log, write_summary
 from s3prl_mi_probe.runner.patches import runner_checkpoint_step, runner_upstream
 
+# What an evaluation batch records per probe (prefix "" or "control_"), per segment.
+_EVALUATION_RECORDS = ("ce_bits", "correct", "margins", "labels")
 LOADER_KEYS = {"manifest": None, "train_batch_size": 8, "eval_batch_size": 8, "num_workers": "auto"}
 PROBE_KEYS = {"probe": "linear", "mlp_width": 256, "control": None, "finetune_layers": None}
 
@@ -71,7 +74,8 @@ class DownstreamExpert(nn.Module):
             )
         self.config = {**LOADER_KEYS, **PROBE_KEYS, **downstream_expert}
         self.options = task_options_from_config(downstream_expert)
-        self.num_workers = resolve_num_workers(self.config["num_workers"])
+        self.rank, self.world_size = distributed.rank_and_world_size()
+        self.num_workers = resolve_num_workers(self.config["num_workers"], processes=self.world_size)
         self.manifest = Path(self.config["manifest"])
         self.task = build_task(self.manifest, self.options)
         self.controls = self._control_labels()
@@ -91,6 +95,9 @@ class DownstreamExpert(nn.Module):
         self.register_buffer("best_dev_ce_bits", torch.tensor(math.inf))
         self.metrics_path = self.expdir / "metrics.jsonl"
         self.summary_path = self.expdir / "summary.json"
+        distributed.keep_buffers_out_of_ddp(self)
+        if self.rank != 0:
+            return  # under DDP, rank 0 writes the experiment's files and reports (as s3prl logs on rank 0)
         if kwargs.get("mode") == "train" and not kwargs.get("init_ckpt"):
             # A new experiment in this folder: earlier results must not mix into its summary.
             self.metrics_path.unlink(missing_ok=True)
@@ -151,18 +158,37 @@ class DownstreamExpert(nn.Module):
         )
 
     def get_dataloader(self, split, epoch=0):
-        """Utterance batches of a split; training batches are reshuffled each epoch (seeded)."""
+        """Utterance batches of a split; training batches are reshuffled each epoch (seeded).
+
+        Under DDP: training batches come from this rank's share (``DistributedSampler``); under
+        ``-m evaluate`` each rank reads its contiguous share of the split (see ``runner/distributed.py``).
+        """
         if split not in self.task.splits:
             raise ValueError(f"mi_probe has splits {sorted(self.task.splits)}, not {split!r}")
         training = split == "train"
+        items = self.task.splits[split]
+        if training:
+            sampler = distributed.training_sampler(len(items), self.options.seed, epoch)
+        elif self._evaluation_sharded():
+            sampler = distributed.ContiguousShard(len(items), self.rank, self.world_size)
+        else:
+            sampler = None
         return segment_dataloader(
-            self.task.splits[split],
+            items,
             controls=None if self.controls is None else self.controls[split],
             batch_size=self.config["train_batch_size" if training else "eval_batch_size"],
             shuffle=training,
             seed=self.options.seed + epoch,
             num_workers=self.num_workers,
+            sampler=sampler,
         )
+
+    def _evaluation_sharded(self):
+        """Whether every rank evaluates a share of the split: ``-m evaluate`` under DDP.
+
+        During DDP training s3prl evaluates on rank 0 alone, which then reads the whole split.
+        """
+        return self.evaluate_mode and self.world_size > 1
 
     def _batch_segments(self, features, segments):
         """Per utterance of a batch, its segment pooling matrix; all labels ``[S]``; control labels or None."""
@@ -177,7 +203,10 @@ class DownstreamExpert(nn.Module):
         """Standardised pooled segments ``[L, S, D]``; training batches update the statistics first."""
         pooled = pool_batch(features.hidden, matrices)
         if split == "train" and self.training:
-            self.standardizer.update(pooled)
+            if self.world_size > 1:
+                distributed.update_across_ranks(self.standardizer, pooled)
+            else:
+                self.standardizer.update(pooled)
         return self.standardizer(pooled)
 
     def forward(self, split, features, segments, records, **kwargs):
@@ -208,17 +237,25 @@ class DownstreamExpert(nn.Module):
                 records[f"{prefix}labels"].append(labels.cpu())
         return ce_bits.mean(dim=1).sum() * LN2
 
+    def _prefixes(self):
+        return ("", "control_") if self.control_probe is not None else ("",)
+
     def log_records(self, split, records, logger, global_step, **kwargs):
         """Log a split's metrics; returns ``["best-states-dev.ckpt"]`` when the dev CE improved.
 
         ``-m evaluate`` writes ``evaluate-<split>.json`` at the evaluated checkpoint's step instead.
         """
         if split == "train":
-            for prefix in ("", "control_") if self.control_probe is not None else ("",):
+            for prefix in self._prefixes():
                 train_ce = torch.stack(records[f"{prefix}ce_bits"]).mean(dim=0)
                 for layer, value in zip(self.layer_ids, train_ce.tolist()):
                     logger.add_scalar(f"mi_probe/train/layer_{layer}/{prefix}ce_bits", value, global_step)
             return []
+        if self._evaluation_sharded():
+            keys = [f"{prefix}{name}" for prefix in self._prefixes() for name in _EVALUATION_RECORDS]
+            records = distributed.gather_records(records, keys)
+            if records is None:
+                return []  # rank 0 reports the whole split
         step = self.checkpoint_step if self.evaluate_mode else global_step
         rows = self._evaluation_rows(split, records, step, "")
         if self.control_probe is not None:

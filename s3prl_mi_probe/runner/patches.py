@@ -10,6 +10,8 @@
   let the expert reach the Runner while it is built: its upstream (:func:`runner_upstream`; the
   fine-tune probe copies the upstream's layers above the probed one) and the step of the checkpoint
   it loaded (:func:`runner_checkpoint_step`; ``-m evaluate`` rows carry that step).
+* ``Runner.train`` is wrapped so that, under DDP, the ranks other than 0 stop after the last
+  training step (s3prl 0.4.18 counts steps on rank 0 only).
 * ``Runner.__init__`` is wrapped so that ``-d mi_probe`` on a machine without CUDA runs on the CPU
   with a one-line warning when ``--device`` was left at s3prl's default ``cuda`` (s3prl never takes
   the device from a checkpoint, so ``-m evaluate -e CKPT`` would otherwise stop with a traceback).
@@ -51,6 +53,7 @@ def patch_runner(runner_class):
     _wrap_init(runner_class)
     _wrap_get_featurizer(runner_class)
     _wrap_get_downstream(runner_class)
+    _wrap_train(runner_class)
 
 
 def _wrap_init(runner_class):
@@ -119,3 +122,40 @@ def _wrap_get_downstream(runner_class):
             _building["runner"] = None
 
     runner_class._get_downstream = _get_downstream
+
+
+class _LastStepDone(Exception):
+    """Raised on a DDP rank > 0 at the first forward after its last training step."""
+
+
+def _wrap_train(runner_class):
+    original = runner_class.train
+
+    def train(self):
+        import torch.distributed as dist
+
+        if self.args.downstream != DOWNSTREAM_NAME or not dist.is_initialized() or dist.get_rank() == 0:
+            return original(self)
+        # s3prl 0.4.18 advances the step counter on rank 0 only, so the other ranks never leave the
+        # training loop and block in DDP's next all-reduce once rank 0 has finished. Count their
+        # forwards instead and stop them after the last step (before any collective of the next).
+        runner_config = self.config["runner"]
+        forwards_left = (runner_config["total_steps"] - int(self.init_ckpt.get("Step") or 0)) * (
+            runner_config.get("gradient_accumulate_steps") or 1
+        )
+
+        def stop_after_last_step(module, args):
+            nonlocal forwards_left
+            if forwards_left == 0:
+                raise _LastStepDone
+            forwards_left -= 1
+
+        hook = self.downstream.model.register_forward_pre_hook(stop_after_last_step)
+        try:
+            return original(self)
+        except _LastStepDone:
+            return None
+        finally:
+            hook.remove()
+
+    runner_class.train = train

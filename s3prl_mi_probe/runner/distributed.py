@@ -1,0 +1,96 @@
+"""The ``mi_probe`` expert under s3prl's DDP (``python -m torch.distributed.launch ... --local_rank``).
+
+What s3prl 0.4.18's runner (``s3prl/downstream/runner.py``) calls on which rank:
+
+* every rank trains: ``get_dataloader("train", epoch=...)`` and the expert's forward on its own
+  batches, the expert wrapped in ``DistributedDataParallel`` (which averages the gradients and, by
+  default, broadcasts rank 0's buffers before each forward);
+* during training only rank 0 logs and evaluates: ``log_records("train")`` and ``evaluate(dev/test)``
+  (``get_dataloader``, forward, ``log_records``) run on rank 0 alone, which also saves the checkpoints;
+* ``-m evaluate`` runs ``evaluate`` on every rank.
+
+So the expert shards training batches with a ``DistributedSampler`` (shuffled, seeded, ``set_epoch``
+from the epoch s3prl passes); evaluates the whole split on rank 0 during training (no collective
+there: the other ranks are training); and under ``-m evaluate`` gives each rank a contiguous,
+unpadded share of the split and gathers the per-segment records on rank 0 in split order, so the
+metrics cover the whole split with every segment counted once. The standardiser's running statistics
+are all-reduced at every training update (every rank trains in step), so all ranks standardise with
+the statistics of all ranks' batches; the expert's buffers are kept out of DDP's broadcast, which
+would otherwise overwrite them with rank 0's and, in rank 0's lone evaluation, start a collective
+the other ranks never join. The training CE that s3prl logs is rank 0's share, as for every s3prl
+downstream.
+"""
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler, Sampler
+
+
+def rank_and_world_size():
+    """``(rank, world size)`` of the initialised process group; ``(0, 1)`` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def training_sampler(num_items, seed, epoch):
+    """This rank's shuffled share of the training items for ``epoch`` (None in a lone process).
+
+    ``DistributedSampler`` pads the shares to equal length with a few repeated items, so that every
+    rank runs the same number of steps, as DDP needs.
+    """
+    rank, world_size = rank_and_world_size()
+    if world_size == 1:
+        return None
+    sampler = DistributedSampler(range(num_items), num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    return sampler
+
+
+class ContiguousShard(Sampler):
+    """Items ``[start, stop)`` of ``num_items``: rank r of w gets the r-th of w near-equal contiguous blocks."""
+
+    def __init__(self, num_items, rank, world_size):
+        self.start = num_items * rank // world_size
+        self.stop = num_items * (rank + 1) // world_size
+
+    def __iter__(self):
+        return iter(range(self.start, self.stop))
+
+    def __len__(self):
+        return self.stop - self.start
+
+
+def gather_records(records, keys):
+    """On rank 0: per key, the records of all ranks concatenated along segments in rank order; None elsewhere.
+
+    ``records[key]`` is a list of per-batch tensors whose last dimension is the segment; with contiguous
+    shards the result is in the order a lone process would have produced.
+    """
+    rank, world_size = rank_and_world_size()
+    local = {key: torch.cat(records[key], dim=-1) for key in keys if records[key]}
+    gathered = [None] * world_size if rank == 0 else None
+    dist.gather_object(local, gathered, dst=0)
+    if rank != 0:
+        return None
+    return {
+        key: [torch.cat([shard[key] for shard in gathered if key in shard], dim=-1)]
+        for key in keys
+        if any(key in shard for shard in gathered)
+    }
+
+
+@torch.no_grad()
+def update_across_ranks(standardizer, features):
+    """``standardizer.update(features)`` with the statistics of every rank's batch (all-reduced)."""
+    before = [buffer.clone() for buffer in standardizer.buffers()]
+    standardizer.update(features)
+    for buffer, previous in zip(standardizer.buffers(), before):
+        added = buffer - previous
+        dist.all_reduce(added)
+        buffer.copy_(previous + added)
+
+
+def keep_buffers_out_of_ddp(module):
+    """Exclude every buffer of ``module`` from DDP's broadcast (``_ddp_params_and_buffers_to_ignore``)."""
+    module._ddp_params_and_buffers_to_ignore = [name for name, _ in module.named_buffers()]
