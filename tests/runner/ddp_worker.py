@@ -13,7 +13,6 @@ there is no device to set and DDP takes no device ids; those two calls are adapt
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,6 +20,8 @@ import s3prl.downstream.runner as s3prl_runner
 import s3prl.run_downstream as run_downstream
 import torch
 from torch.nn.parallel import DistributedDataParallel
+
+from s3prl_mi_probe.runner.command_line import complete_run_downstream_arguments
 
 
 def cpu_ddp(module, device_ids=None, **kwargs):
@@ -64,13 +65,17 @@ def main():
     s3prl_runner.DDP = cpu_ddp
     torch.cuda.set_device = lambda device: None
     run_downstream.Runner = RecordingRunner
-    distributed = ["--local_rank", os.environ["LOCAL_RANK"], "--backend", "gloo", "--device", "cpu"]
-    sys.argv = ["run_downstream.py", *sys.argv[2:], *distributed]
+    cpu = ["--backend", "gloo", "--device", "cpu"]
+    # The plugin completes run_downstream.py's command line when that is the program; here it is
+    # this file, so the same completion is called by hand: torchrun's LOCAL_RANK -> --local_rank.
+    sys.argv = ["run_downstream.py", *sys.argv[2:], *cpu]
+    complete_run_downstream_arguments(sys.argv)
     run_downstream.main()
     [trained] = RecordingRunner.built
     torch.distributed.barrier()  # rank 0 saves the last checkpoints after the others have finished
     checkpoint = Path(trained.args.expdir) / "best-states-dev.ckpt"
-    sys.argv = ["run_downstream.py", "-m", "evaluate", "-e", str(checkpoint), *distributed]
+    sys.argv = ["run_downstream.py", "-m", "evaluate", "-e", str(checkpoint), *cpu]
+    complete_run_downstream_arguments(sys.argv)
     args, config, _ = run_downstream.get_downstream_args()
     evaluated = RecordingRunner(args, config)
     evaluated.evaluate()

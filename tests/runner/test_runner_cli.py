@@ -64,18 +64,36 @@ def test_without_config_and_device_from_any_folder(tmp_path, tone_manifest):
 )
 def test_which_command_lines_get_the_shipped_config(arguments, task, capsys):
     argv = ["run_downstream.py", *arguments]
-    added = complete_run_downstream_arguments(argv)
+    complete_run_downstream_arguments(argv, environ={})
     if task is None:
-        assert added is None and argv == ["run_downstream.py", *arguments]
+        assert argv == ["run_downstream.py", *arguments]
         assert capsys.readouterr().out == ""
     else:
-        assert added == str(config_path(task)) and argv == ["run_downstream.py", *arguments, "-c", added]
-        assert capsys.readouterr().out == f"[mi_probe] no -c given: using the shipped {task} config {added}\n"
+        path = str(config_path(task))
+        assert argv == ["run_downstream.py", *arguments, "-c", path]
+        assert capsys.readouterr().out == f"[mi_probe] no -c given: using the shipped {task} config {path}\n"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environ", "expected"),
+    [
+        (["--local-rank=1"], {"LOCAL_RANK": "1", "WORLD_SIZE": "2"}, ["--local_rank=1"]),  # torch.distributed.launch
+        (["--local-rank", "1"], {}, ["--local_rank", "1"]),
+        ([], {"LOCAL_RANK": "1", "WORLD_SIZE": "2"}, ["--local_rank", "1"]),  # torchrun
+        (["--local_rank", "0"], {"LOCAL_RANK": "1", "WORLD_SIZE": "2"}, ["--local_rank", "0"]),
+        ([], {"LOCAL_RANK": "0", "WORLD_SIZE": "1"}, []),
+        ([], {}, []),
+    ],
+)
+def test_local_rank_as_s3prl_spells_it(arguments, environ, expected):
+    argv = ["run_downstream.py", "-m", "evaluate", "-e", "exp/best-states-dev.ckpt", *arguments]
+    complete_run_downstream_arguments(argv, environ=environ)
+    assert argv[5:] == expected
 
 
 def test_other_programs_command_lines_are_left_alone():
     before = list(sys.argv)
-    assert complete_run_downstream_arguments() is None
+    complete_run_downstream_arguments()
     assert sys.argv == before
 
 
