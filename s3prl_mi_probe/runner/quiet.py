@@ -9,6 +9,12 @@ Measured on ``s3prl-mi-probe sweep`` and ``python -m s3prl.run_downstream -d mi_
 * ``FutureWarning: `torch.cuda.amp.autocast(args...)` is deprecated`` (and ``GradScaler`` with
   ``fp16``): raised by s3prl's runner at every training step; silenced for warnings attributed to
   ``s3prl.downstream.runner`` only.
+* ``FutureWarning: `torch.nn.utils.weight_norm` is deprecated``: raised whenever s3prl builds a
+  wav2vec 2.0 / HuBERT / WavLM / data2vec-style upstream (its positional convolution). torch raises it
+  from its own module whoever the caller is, so ``torch.nn.utils.weight_norm`` is wrapped: called
+  from a module of s3prl, the warning is silenced; called from anywhere else, it is shown as before.
+* ``FutureWarning: Positional args are being deprecated`` (``nn.Module.state_dict``): raised by
+  s3prl's data2vec model; silenced for warnings attributed to s3prl's modules only.
 * ``ESPnet is not installed, cannot use espnet_hubert upstream``: a logging warning of
   ``s3prl.upstream.espnet_hubert.expert`` at import, dropped by a filter on that logger alone.
   ``-u espnet_hubert`` without ESPnet still fails with s3prl's own message.
@@ -17,6 +23,8 @@ Every other warning and log line is left as it is.
 """
 
 import contextlib
+import functools
+import sys
 import warnings
 
 _SCRIPT_METHOD = (FutureWarning, r"`torch\.jit\.script_method` is deprecated")
@@ -25,6 +33,8 @@ IMPORT_WARNINGS = {
     f"s3prl.upstream.{name}.audio": _SCRIPT_METHOD for name in ("decoar", "decoar2", "decoar_layers", "ssast")
 }
 _RUNNER_AMP = r"`torch\.cuda\.amp\.(autocast|GradScaler)\(args\.\.\.\)` is deprecated"
+_WEIGHT_NORM = r"`torch\.nn\.utils\.weight_norm` is deprecated"
+_STATE_DICT_POSITIONAL = r"Positional args are being deprecated, use kwargs instead"
 _ESPNET_LOGGER = "s3prl.upstream.espnet_hubert.expert"
 _ESPNET_NOTICE = "ESPnet is not installed, cannot use espnet_hubert upstream"
 _silenced = False
@@ -40,15 +50,33 @@ def import_of(module_name):
 
 
 def silence_s3prl_noise():
-    """Silence s3prl's runner deprecations and its ESPnet notice (see the module docstring). Idempotent."""
+    """Silence the noise of s3prl's code listed in the module docstring. Idempotent; needs torch."""
     global _silenced
     if _silenced:
         return
     _silenced = True
     import logging
 
+    import torch
+
     warnings.filterwarnings("ignore", message=_RUNNER_AMP, category=FutureWarning, module=r"s3prl\.downstream\.runner$")
+    warnings.filterwarnings("ignore", message=_STATE_DICT_POSITIONAL, category=FutureWarning, module=r"s3prl\.")
+    torch.nn.utils.weight_norm = quiet_when_s3prl_calls(torch.nn.utils.weight_norm, FutureWarning, _WEIGHT_NORM)
     logging.getLogger(_ESPNET_LOGGER).addFilter(_drop_espnet_notice)
+
+
+def quiet_when_s3prl_calls(function, category, message):
+    """``function`` that silences one warning when its caller is a module of s3prl, and only then."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        if not sys._getframe(1).f_globals.get("__name__", "").startswith("s3prl."):
+            return function(*args, **kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=message, category=category)
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _drop_espnet_notice(record):
