@@ -27,6 +27,7 @@ from tqdm import tqdm
 from s3prl_mi_probe.common.atomic import write_json_atomic
 from s3prl_mi_probe.common.provenance import file_sha256
 from s3prl_mi_probe.corpus.errors import CorpusError
+from s3prl_mi_probe.corpus.frames import FRAME_TASKS
 from s3prl_mi_probe.corpus.task import build_task
 from s3prl_mi_probe.probe.kinds import FINETUNE
 
@@ -62,12 +63,15 @@ def run_benchmark(protocol, upstreams, out, device="cpu", manifests=None, added=
     from s3prl_mi_probe.report.leaderboard import write_leaderboard
 
     out = Path(out)
-    _claim_folder(out, protocol)
+    _check_folder(out, protocol)
     _check_labels(upstreams)
-    if added:
-        merge_cells(out, protocol, added)
     todo = {spec.label: _pending_tasks(out, protocol, spec) for spec in upstreams}
     pending_tasks = {task for tasks in todo.values() for task in tasks}
+    if pending_tasks:
+        _check_manifests(protocol, manifests or {}, pending_tasks)
+    _claim_folder(out, protocol)
+    if added:
+        merge_cells(out, protocol, added)
     if pending_tasks:
         manifests_of = corpus_manifests(protocol, out, manifests or {}, pending_tasks)
         tasks = build_tasks(protocol, manifests_of, pending_tasks)
@@ -80,8 +84,8 @@ def run_benchmark(protocol, upstreams, out, device="cpu", manifests=None, added=
     return write_leaderboard(out, finished_cells(out, protocol), _leaderboard_context(protocol))
 
 
-def _claim_folder(out, protocol):
-    """Record the protocol of ``out``, or refuse a folder that holds another protocol."""
+def _check_folder(out, protocol):
+    """Refuse a folder that holds a benchmark of another protocol."""
     state_path = out / STATE_FILE
     if state_path.is_file():
         state = json.loads(state_path.read_text())
@@ -93,10 +97,15 @@ def _claim_folder(out, protocol):
                     f"{protocol.sha256[:12]}): use another --out, or the protocol file it was run with"
                 ]
             )
+
+
+def _claim_folder(out, protocol):
+    """Record the protocol of ``out`` (once)."""
+    if (out / STATE_FILE).is_file():
         return
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
-        state_path,
+        out / STATE_FILE,
         {
             "protocol": protocol.name,
             "protocol_sha256": protocol.sha256,
@@ -153,29 +162,16 @@ def _pending_tasks(out, protocol, spec):
     return pending
 
 
-def corpus_manifests(protocol, out, overrides, task_names):
-    """{corpus: manifest path} of the corpora of ``task_names``; synthetic corpora are made under ``out/corpora``.
-
-    A missing manifest is a BenchmarkError naming the command that makes it (all such at once).
-    """
-    from s3prl_mi_probe.corpus.synthetic.synth import synthesize_corpus
-
-    needed = dict.fromkeys(protocol.tasks[task][0] for task in task_names)
+def _check_manifests(protocol, overrides, task_names):
+    """A BenchmarkError naming, for every missing manifest, the command that makes it (all at once)."""
     unknown = sorted(set(overrides) - set(protocol.corpora))
     problems = [
         f"--manifest {name}=...: the protocol has no corpus {name!r} ({', '.join(protocol.corpora)})"
         for name in unknown
     ]
-    manifests = {}
-    for name in needed:
+    for name in dict.fromkeys(protocol.tasks[task][0] for task in task_names):
         corpus = protocol.corpora[name]
         if corpus.synthesize is not None and name not in overrides:
-            folder = out / "corpora" / name
-            manifest = folder / "manifest.tsv"
-            if not manifest.is_file():
-                tqdm.write(f"[benchmark] synthesizing corpus {name!r} ({corpus.synthesize}) into {folder}")
-                synthesize_corpus(folder, corpus.synthesize["utterances"], seed=corpus.synthesize.get("seed", 0))
-            manifests[name] = manifest
             continue
         manifest = Path(overrides.get(name, corpus.manifest))
         if not manifest.is_file():
@@ -183,9 +179,26 @@ def corpus_manifests(protocol, out, overrides, task_names):
                 f"corpus {name!r}: manifest {manifest} not found; make it with\n    {corpus.prepare}\n  "
                 f"or point to it with --manifest {name}=PATH"
             )
-        manifests[name] = manifest
     if problems:
         raise BenchmarkError(problems)
+
+
+def corpus_manifests(protocol, out, overrides, task_names):
+    """{corpus: manifest path} of the corpora of ``task_names`` (checked by :func:`_check_manifests`);
+    synthetic corpora are made under ``out/corpora`` (once)."""
+    from s3prl_mi_probe.corpus.synthetic.synth import synthesize_corpus
+
+    manifests = {}
+    for name in dict.fromkeys(protocol.tasks[task][0] for task in task_names):
+        corpus = protocol.corpora[name]
+        if corpus.synthesize is None or name in overrides:
+            manifests[name] = Path(overrides.get(name, corpus.manifest))
+            continue
+        folder = out / "corpora" / name
+        manifests[name] = folder / "manifest.tsv"
+        if not manifests[name].is_file():
+            tqdm.write(f"[benchmark] synthesizing corpus {name!r} ({corpus.synthesize}) into {folder}")
+            synthesize_corpus(folder, corpus.synthesize["utterances"], seed=corpus.synthesize.get("seed", 0))
     return manifests
 
 
@@ -327,4 +340,5 @@ def _leaderboard_context(protocol):
         "description": protocol.description,
         "tasks": list(protocol.tasks),
         "primary_probe": protocol.primary_probe,
+        "sample_units": {task: "frames" if task in FRAME_TASKS else "segments" for task in protocol.tasks},
     }

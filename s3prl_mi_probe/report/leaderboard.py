@@ -118,8 +118,8 @@ def leaderboard_entries(cells, tasks, primary_probe):
 def write_leaderboard(out, finished, context):
     """Write the leaderboard of ``finished`` cells (``[(record, folder)]``) into ``out``; returns the paths.
 
-    ``context``: ``protocol``, ``protocol_sha256``, ``description``, ``tasks`` (in order) and
-    ``primary_probe``.
+    ``context``: ``protocol``, ``protocol_sha256``, ``description``, ``tasks`` (in order),
+    ``primary_probe`` and ``sample_units`` ({task: "segments" or "frames"}).
     """
     out = Path(out)
     cells = []
@@ -194,14 +194,13 @@ def _overall_section(overall, tasks):
     return lines
 
 
-def _task_header(task, cells):
-    """H(Y), segment counts and classes of a task's test split, and a warning when the cells' manifests differ."""
+def _task_header(task, cells, unit):
+    """Classes and the ``unit`` (segments, frames) used per split, and a warning when the cells' manifests differ."""
     provenances = [provenance for record, _, provenance in cells if record["task"] == task]
     if not provenances:
         return ["No finished cell yet.", ""]
     first = provenances[0]
     segments = first["segments"]
-    unit = "frames" if first["task"].get("frames_per_utterance") is not None or task.startswith("frame") else "segments"
     sampled = first["task"].get("frames_per_utterance")
     lines = [
         f"{len(first['classes'])} classes; {unit} used: train {segments['train']:,}, dev {segments['dev']:,}, "
@@ -218,9 +217,9 @@ def _task_header(task, cells):
     return lines
 
 
-def _task_section(task, entries, cells, plots, out):
+def _task_section(task, entries, cells, plots, out, unit):
     lines = [f"## Task: {task}", ""]
-    lines += _task_header(task, cells)
+    lines += _task_header(task, cells, unit)
     if entries:
         lines += [
             f"H(Y) = {entries[0]['h_y_bits']:.3f} bits on the test split (the ceiling of every bound below).",
@@ -296,7 +295,7 @@ def _markdown(per_task, overall, cells, plots, context, out):
     ]
     lines += _overall_section(overall, tasks)
     for task in tasks:
-        lines += _task_section(task, per_task[task], cells, plots, out)
+        lines += _task_section(task, per_task[task], cells, plots, out, context["sample_units"][task])
     lines += [HOW_TO_READ]
     lines += _runs_section(cells)
     return "\n".join(lines)

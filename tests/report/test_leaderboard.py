@@ -102,6 +102,7 @@ def test_written_leaderboard_is_consistent(tmp_path, cells):
         "description": "A toy protocol.",
         "tasks": ["word", "phone"],
         "primary_probe": "linear",
+        "sample_units": {"word": "segments", "phone": "segments"},
     }
     outputs = write_leaderboard(tmp_path, finished, context)
     with open(outputs["csv"]) as stream:
