@@ -103,3 +103,21 @@ def test_word_types_follow_each_frame(tone_manifest):
     for start, word in zip(utterance.starts, utterance.words):
         assert word == next(name for low, high, name in words if low <= _centre_ms(start) < high)
     assert Counter(utterance.words).most_common(1)[0][1] > 1
+
+
+def test_stats_count_the_frames_left_out_by_sampling(tone_manifest):
+    from s3prl_mi_probe.corpus.stats import manifest_stats
+
+    text = manifest_stats(tone_manifest, TaskOptions(task="frame_phone", min_count=1, frames_per_utterance=5))
+    header = next(line for line in text.splitlines() if line.startswith("split"))
+    assert header.split() == [
+        "split",
+        "segments",
+        "silence",
+        "too_short",
+        "too_long",
+        "rare_class",
+        "not_sampled",
+        "kept",
+        "kept_%",
+    ]
