@@ -65,13 +65,14 @@ def run_benchmark(protocol, upstreams, out, device="cpu", manifests=None, added=
     out = Path(out)
     _check_folder(out, protocol)
     _check_labels(upstreams)
-    todo = {spec.label: _pending_tasks(out, protocol, spec) for spec in upstreams}
+    incoming = plan_merge(out, protocol, added)
+    arriving = {(record["upstream"], record["task"]): record for record, _, _ in incoming}
+    todo = {spec.label: _pending_tasks(out, protocol, spec, arriving) for spec in upstreams}
     pending_tasks = {task for tasks in todo.values() for task in tasks}
     if pending_tasks:
         _check_manifests(protocol, manifests or {}, pending_tasks)
     _claim_folder(out, protocol)
-    if added:
-        merge_cells(out, protocol, added)
+    copy_cells(out, incoming)
     if pending_tasks:
         manifests_of = corpus_manifests(protocol, out, manifests or {}, pending_tasks)
         tasks = build_tasks(protocol, manifests_of, pending_tasks)
@@ -147,14 +148,15 @@ def _cell_record(protocol, spec, task, checkpoint_sha256, probes):
     }
 
 
-def _pending_tasks(out, protocol, spec):
-    """The protocol's tasks not yet finished for ``spec`` (in protocol order)."""
+def _pending_tasks(out, protocol, spec, arriving):
+    """The protocol's tasks not yet finished for ``spec`` (in protocol order), counting the cells
+    ``arriving`` from ``--add`` folders ({(upstream, task): cell record}) as here."""
     checkpoint_sha256 = file_sha256(spec.checkpoint)
     pending = []
     for task in protocol.tasks:
         marker = _cell_folder(out, spec.label, task) / CELL_FILE
-        if marker.is_file():
-            record = json.loads(marker.read_text())
+        record = arriving.get((spec.label, task)) or (json.loads(marker.read_text()) if marker.is_file() else None)
+        if record is not None:
             if record["protocol_sha256"] == protocol.sha256 and record["checkpoint_sha256"] == checkpoint_sha256:
                 continue
             tqdm.write(f"[benchmark] {spec.label} × {task}: the checkpoint changed since this cell ran; redoing it")
@@ -289,14 +291,15 @@ def finished_cells(out, protocol):
     return sorted(cells, key=lambda cell: (order.index(cell[0]["task"]), cell[0]["upstream"]))
 
 
-def merge_cells(out, protocol, folders):
-    """Copy the finished cells of other benchmark folders of the same protocol into ``out``.
+def plan_merge(out, protocol, folders):
+    """``[(record, source, target)]``: the finished cells of other benchmark folders of the same protocol
+    to copy into ``out``.
 
     A folder of another protocol, one without a benchmark, or a cell whose upstream label is already
-    here with another checkpoint is an error (all listed, nothing copied); a cell already here with
-    the same checkpoint is skipped.
+    here (or in another added folder) with another checkpoint is an error (all listed); a cell already
+    here with the same checkpoint is left out.
     """
-    problems, copies = [], []
+    problems, planned, seen = [], {}, {}
     for folder in map(Path, folders):
         state_path = folder / STATE_FILE
         if not state_path.is_file():
@@ -311,20 +314,28 @@ def merge_cells(out, protocol, folders):
             continue
         for record, source in finished_cells(folder, protocol):
             target = _cell_folder(out, record["upstream"], record["task"])
-            if (target / CELL_FILE).is_file():
-                here = json.loads((target / CELL_FILE).read_text())
-                if here["checkpoint_sha256"] != record["checkpoint_sha256"]:
-                    problems.append(
-                        f"--add {folder}: {record['upstream']} × {record['task']} is also in {out} with another "
-                        f"checkpoint (sha256 {str(here['checkpoint_sha256'])[:12]} here, "
-                        f"{str(record['checkpoint_sha256'])[:12]} there)"
-                    )
-                continue
-            copies.append((source, target))
+            marker = target / CELL_FILE
+            here = json.loads(marker.read_text()) if marker.is_file() else None
+            other = here or seen.get(target)
+            if other is not None and other["checkpoint_sha256"] != record["checkpoint_sha256"]:
+                where = out if here is not None else "another --add folder"
+                problems.append(
+                    f"--add {folder}: {record['upstream']} × {record['task']} is also in {where} with another "
+                    f"checkpoint (sha256 {str(other['checkpoint_sha256'])[:12]} there, "
+                    f"{str(record['checkpoint_sha256'])[:12]} here)"
+                )
+            elif here is None:
+                seen[target] = record
+                planned[target] = (record, source, target)
     if problems:
         raise BenchmarkError(problems)
-    for source, target in copies:
-        staging = target.with_name(f".{target.name}.adding")
+    return list(planned.values())
+
+
+def copy_cells(out, planned):
+    """Copy planned cells (from :func:`plan_merge`) into ``out``: each staged beside ``runs/``, then moved in."""
+    for _, source, target in planned:
+        staging = out / f".adding-{target.parent.name}-{target.name}"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(source, staging)
         shutil.rmtree(target, ignore_errors=True)

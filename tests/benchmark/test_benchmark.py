@@ -103,6 +103,27 @@ def test_add_merges_folders_of_other_machines(tmp_path, resumed_benchmark, tiny_
     assert main([*argv, "--add", str(machines["a"]), "--add", str(machines["b"])]) == 0
     assert (merged / "leaderboard.csv").read_text() == (out / "leaderboard.csv").read_text()
 
+    # Cells arriving with --add are finished: the same upstream given with --upstream is not run again.
+    again = tmp_path / "again"
+    assert (
+        main(
+            [
+                "benchmark",
+                "--protocol",
+                "synthetic-v1",
+                "--upstream",
+                "fbank",
+                "--out",
+                str(again),
+                "--add",
+                str(machines["a"]),
+            ]
+        )
+        == 0
+    )
+    assert not (again / "corpora").exists() and not (again / "cache").exists()
+    assert len(list(again.glob("runs/*/*/cell.json"))) == 3
+
     clash = tmp_path / "clash"
     shutil.copytree(machines["b"], clash)
     marker = clash / "runs" / "hubert_local_tiny_hubert" / "word" / "cell.json"
