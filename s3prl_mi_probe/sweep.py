@@ -64,17 +64,21 @@ class SweepSettings:
         object.__setattr__(self, "probes", tuple(dict.fromkeys(self.probes)))
 
 
-def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), progress=True):
+def run_sweep(
+    upstreams, manifest, task_options, out, settings=SweepSettings(), progress=True, task=None, extractors=None
+):
     """Sweep ``upstreams`` (UpstreamSpec list) on a manifest; returns the rows (None on torchrun ranks > 0,
     which only help to extract).
 
     Bad input (corpus problems, a refused or missing control key) raises one ValueError listing every
-    problem before any upstream is loaded.
+    problem before any upstream is loaded. A caller that holds them already may pass the built
+    ``task`` (of ``task_options``) and loaded ``extractors`` ({upstream label: Extractor} made with
+    these settings), which are then reused.
     """
     out, manifest = Path(out), Path(manifest)
     if settings.control is not None:
         check_control_key(settings.control, task_options.task)
-    task = build_task(manifest, task_options)
+    task = build_task(manifest, task_options) if task is None else task
     controls = None if settings.control is None else control_labels(task, settings.control, settings.seed)
     if FINETUNE in settings.probes:
         refuse_unsupported_finetune(upstreams)
@@ -83,7 +87,9 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
     manifest_sha256 = file_sha256(manifest)
     rows, extracted = [], {}
     for spec in upstreams:
-        extractor = Extractor(spec, group.device, settings.slicing, settings.dtype, settings.batch_size)
+        extractor = (extractors or {}).get(spec.label) or Extractor(
+            spec, group.device, settings.slicing, settings.dtype, settings.batch_size
+        )
         cache = extractor.extract(
             task, manifest_sha256, cache_dir, group.rank, group.world_size, group.barrier, progress=progress
         )

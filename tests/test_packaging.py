@@ -6,6 +6,8 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from s3prl_mi_probe.cli import main
 from s3prl_mi_probe.runner.shipped_configs import config_path
 
@@ -36,6 +38,9 @@ def test_regular_wheel_carries_the_hook_and_configs(tmp_path):
     assert {
         "s3prl_mi_probe/runner/configs/mi_probe_phone.yaml",
         "s3prl_mi_probe/runner/configs/mi_probe_word.yaml",
+        "s3prl_mi_probe/runner/configs/mi_probe_frame_phone.yaml",
+        "s3prl_mi_probe/benchmark/protocols/librispeech-v1.yaml",
+        "s3prl_mi_probe/benchmark/protocols/synthetic-v1.yaml",
     } <= names
     assert "s3prl_mi_probe/runner/plugin_tree/mi_probe/expert.py" in names
 
@@ -45,8 +50,9 @@ def test_this_installation_has_the_hook():
     assert pth.read_text() == "import s3prl_mi_probe.runner.hook\n"
 
 
-def test_config_command_prints_installed_paths(capsys):
-    main(["config", "word"])
+@pytest.mark.parametrize("task", ["word", "phone", "frame_phone"])
+def test_config_command_prints_installed_paths(capsys, task):
+    main(["config", task])
     printed = Path(capsys.readouterr().out.strip())
-    assert printed == config_path("word") and printed.is_file()
-    assert "task: word" in printed.read_text()
+    assert printed == config_path(task) and printed.is_file()
+    assert f"task: {task} " in printed.read_text()

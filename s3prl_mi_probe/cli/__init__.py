@@ -7,6 +7,7 @@ parser imports no torch; each handler imports the stage it drives.
 import argparse
 import sys
 
+from s3prl_mi_probe.cli.benchmark import register_benchmark_command
 from s3prl_mi_probe.cli.compare import register_compare_command
 from s3prl_mi_probe.cli.config import register_config_command
 from s3prl_mi_probe.cli.corpus import register_corpus_commands
@@ -28,6 +29,7 @@ def build_parser():
     register_synth_command(commands)
     register_compare_command(commands)
     register_demo_command(commands)
+    register_benchmark_command(commands)
     return parser
 
 

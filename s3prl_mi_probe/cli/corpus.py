@@ -63,6 +63,19 @@ def register_corpus_commands(commands: argparse._SubParsersAction) -> None:
     textgrids.add_argument("--test-fraction", type=float, default=0.1)
     textgrids.set_defaults(handler=_prepare_textgrids)
 
+    libriphone = corpora.add_parser(
+        "libriphone", help="s3prl's phone_linear frame labels of train-clean-100 (for the frame_phone task)"
+    )
+    libriphone.add_argument(
+        "--phone-path",
+        type=Path,
+        required=True,
+        help="folder of converted_aligned_phones.txt, train_split.txt, test_split.txt",
+    )
+    libriphone.add_argument("--libri-root", type=Path, required=True, help="LibriSpeech folder holding train-clean-100")
+    libriphone.add_argument("--out", type=Path, required=True)
+    libriphone.set_defaults(handler=_prepare_libriphone)
+
     stats = commands.add_parser("stats", help="class counts, segment durations and what the filters drop")
     stats.add_argument("manifest", type=Path, metavar="MANIFEST")
     stats.add_argument("--task", choices=list(TIER_OF_TASK), default=TaskOptions().task)
@@ -104,6 +117,12 @@ def _prepare_timit(args: argparse.Namespace) -> int | str:
     from s3prl_mi_probe.corpus.recipes.timit import prepare_timit
 
     return _prepare("timit", prepare_timit, args.root, args.out, fold_61_to_39=args.fold_39)
+
+
+def _prepare_libriphone(args: argparse.Namespace) -> int | str:
+    from s3prl_mi_probe.corpus.recipes.libriphone import prepare_libriphone
+
+    return _prepare("libriphone", prepare_libriphone, args.phone_path, args.libri_root, args.out)
 
 
 def _prepare_textgrids(args: argparse.Namespace) -> int | str:

@@ -10,7 +10,8 @@ def comma_list(values):
 
 
 def add_task_filter_options(parser):
-    """``--min-count``, ``--max-classes``, ``--min-duration``, ``--max-duration``, ``--fold-stress``, ``--seed``."""
+    """``--min-count``, ``--max-classes``, ``--min-duration``, ``--max-duration``, ``--fold-stress``, ``--seed``,
+    ``--frames-per-utterance``."""
     defaults = TaskOptions()
     parser.add_argument("--min-count", type=int, default=defaults.min_count)
     parser.add_argument("--max-classes", type=int, default=defaults.max_classes)
@@ -18,6 +19,12 @@ def add_task_filter_options(parser):
     parser.add_argument("--max-duration", type=float, default=defaults.max_duration, help="seconds")
     parser.add_argument("--fold-stress", action="store_true", help="ARPAbet stress folding: AH0 -> AH")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--frames-per-utterance",
+        type=int,
+        metavar="K",
+        help="frame tasks: a seeded random K of each utterance's labelled 10 ms frames (default: all)",
+    )
 
 
 def task_options(args):
@@ -30,4 +37,5 @@ def task_options(args):
         min_duration=args.min_duration,
         max_duration=args.max_duration,
         seed=args.seed,
+        frames_per_utterance=args.frames_per_utterance,
     )

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from s3prl_mi_probe.cli.options import add_task_filter_options, comma_list, task_options
+from s3prl_mi_probe.corpus.task import TIER_OF_TASK
 
 
 def register_sweep_command(commands):
@@ -18,7 +19,9 @@ def register_sweep_command(commands):
         help="s3prl hub name, or NAME=CKPT_PATH for *_local upstreams (repeatable)",
     )
     sweep.add_argument("--manifest", type=Path, required=True, help="TSV: id, audio, alignment, split [, speaker]")
-    sweep.add_argument("--task", choices=["phone", "word"], required=True)
+    sweep.add_argument(
+        "--task", choices=list(TIER_OF_TASK), required=True, help="frame_phone: one sample per labelled 10 ms frame"
+    )
     sweep.add_argument("--out", type=Path, required=True)
     sweep.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     sweep.add_argument(

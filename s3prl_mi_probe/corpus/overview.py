@@ -8,9 +8,11 @@ import numpy as np
 
 from s3prl_mi_probe.common.table import format_table
 from s3prl_mi_probe.corpus.errors import CorpusError
+from s3prl_mi_probe.corpus.frames import FRAME_TASKS
 from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskData, TaskOptions, build_task
 
-PERMISSIVE_OPTIONS = {task: TaskOptions(task=task, min_count=1) for task in TIER_OF_TASK}
+# The segment tasks: a frame task reads the phones tier the phone task already checks.
+PERMISSIVE_OPTIONS = {task: TaskOptions(task=task, min_count=1) for task in TIER_OF_TASK if task not in FRAME_TASKS}
 SUMMARY_COLUMNS = ["task", "split", "utterances", "speakers", "hours", "segments", "classes"]
 
 

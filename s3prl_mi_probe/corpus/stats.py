@@ -49,7 +49,9 @@ def manifest_stats(manifest: str | Path, options: TaskOptions, out: Path | None 
         + ("; dev carved from train" if raw.dev_carved else ""),
         "What the filters keep and drop (segments):\n"
         + (
-            format_table(_filter_rows(filtered), ["split", "segments", *DROP_REASONS, "kept", "kept_%"], float_digits=1)
+            format_table(
+                _filter_rows(filtered), ["split", "segments", *_reasons(filtered), "kept", "kept_%"], float_digits=1
+            )
             if filtered is not None
             else f"not usable with these options: {filter_problem}"
         ),
@@ -75,6 +77,11 @@ def _raw_segments(raw: TaskData) -> tuple[list[str], np.ndarray]:
             labels += [raw.classes[index] for index in segments.labels]
             durations.append(segments.ends - segments.starts)
     return labels, np.concatenate(durations) if durations else np.zeros(0)
+
+
+def _reasons(filtered: TaskData) -> list[str]:
+    """The drop reasons: the usual ones, then any other a task counts (frame tasks: ``not_sampled``)."""
+    return list(dict.fromkeys([*DROP_REASONS, *(reason for counts in filtered.dropped.values() for reason in counts)]))
 
 
 def _filter_rows(filtered: TaskData) -> list[dict]:

@@ -15,11 +15,12 @@ from praatio.utilities.errors import TextgridStateError
 
 from s3prl_mi_probe.corpus.audio import audio_info
 from s3prl_mi_probe.corpus.errors import CorpusError, problem_at
+from s3prl_mi_probe.corpus.frames import FRAME_TASKS, frame_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS, Utterance, parse_manifest
 from s3prl_mi_probe.corpus.splits import pick_fraction
 
 DEFAULT_SILENCE_LABELS = ("", "sil", "sp", "spn", "<unk>", "h#", "pau", "epi", "<p:>", "(...)")
-TIER_OF_TASK = {"phone": "phones", "word": "words"}
+TIER_OF_TASK = {"phone": "phones", "word": "words", **FRAME_TASKS}
 WORD_TIER = TIER_OF_TASK["word"]
 DROP_REASONS = ("silence", "too_short", "too_long", "rare_class")
 AUDIO_END_TOLERANCE = 0.010  # seconds an interval may run past the audio end (it is then clipped)
@@ -40,6 +41,7 @@ class TaskOptions:
     max_duration: float = 2.0
     seed: int = 0
     dev_fraction: float = 0.1
+    frames_per_utterance: int | None = None  # frame tasks: a seeded subset of each utterance's frames
 
     def __post_init__(self):
         if self.task not in TIER_OF_TASK:
@@ -54,6 +56,11 @@ class TaskOptions:
             raise ValueError(f"need 0 < min_duration < max_duration, got {self.min_duration} and {self.max_duration}")
         if not 0 < self.dev_fraction < 1:
             raise ValueError(f"dev_fraction must be between 0 and 1, got {self.dev_fraction}")
+        if self.frames_per_utterance is not None and (self.task not in FRAME_TASKS or self.frames_per_utterance < 1):
+            raise ValueError(
+                f"frames_per_utterance must be None or at least 1, and only for the frame tasks "
+                f"({', '.join(FRAME_TASKS)}); got {self.frames_per_utterance} for task {self.task!r}"
+            )
         object.__setattr__(self, "silence_labels", tuple(self.silence_labels))
 
     @cached_property
@@ -65,7 +72,7 @@ class TaskOptions:
         label = raw.strip()
         if label.lower() in self._silence_keys:
             return None
-        if self.fold_stress and self.task == "phone":
+        if self.fold_stress and TIER_OF_TASK[self.task] == "phones":
             label = _STRESS_DIGIT.sub(r"\1", label)
         return label
 
@@ -285,7 +292,10 @@ def _carve_dev(
 
 
 def _filter_segments(utterance: _LabelledUtterance, options: TaskOptions, dropped: Counter) -> _LabelledUtterance:
-    """Drop silence and out-of-bounds durations (counting why), normalising labels."""
+    """Drop silence and out-of-bounds durations (counting why), normalising labels; frame tasks take
+    the labelled 10 ms frames instead (:mod:`s3prl_mi_probe.corpus.frames`)."""
+    if options.task in FRAME_TASKS:
+        return frame_segments(utterance, options, dropped)
     keep, labels = [], []
     for start, end, raw in zip(utterance.starts, utterance.ends, utterance.labels):
         label = options.normalize_label(raw)

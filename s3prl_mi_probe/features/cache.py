@@ -32,16 +32,16 @@ def cache_key(**inputs):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def key_inputs(spec, checkpoint_sha256, manifest_sha256, options, slicing, dtype, batch_size):
+def key_inputs(spec, checkpoint_sha256, manifest_sha256, options, slicing, dtype, batch_size, pooling="mean"):
     """What a cache key covers: upstream, checkpoint and manifest content, task options, slicing,
-    pooling, and the batching (padding can change an upstream's output)."""
+    pooling (``mean`` or ``centre``), and the batching (padding can change an upstream's output)."""
     return {
         "upstream": spec.name,
         "checkpoint_sha256": checkpoint_sha256,
         "manifest_sha256": manifest_sha256,
         "task": asdict(options),
         "slicing": slicing,
-        "pooling": "mean",
+        "pooling": pooling,
         "dtype": dtype,
         "batch_size": batch_size,
     }

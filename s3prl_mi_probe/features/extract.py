@@ -1,10 +1,11 @@
 """All-layer extraction through s3prl's hub into a :class:`LayerCache`: each utterance runs once.
 
 Feature slicing (default): the whole utterance goes through the upstream and each segment is the
-mean of the frames whose centre lies inside it (the model saw the context). Audio slicing: each
-segment's audio goes through the upstream alone and is the mean of its frames (as the paper's
-code does). Utterances are processed in fixed, length-sorted chunks, so a resumed or sharded run
-writes exactly the same numbers.
+mean of the frames whose centre lies inside it (the model saw the context); a frame task's 10 ms
+frame is the one upstream frame covering its centre. Audio slicing: each segment's audio goes
+through the upstream alone and is the mean of its frames (as the paper's code does). Utterances
+are processed in fixed, length-sorted chunks, so a resumed or sharded run writes exactly the same
+numbers; tasks over the same utterances can share each forward (:meth:`Extractor.extract_tasks`).
 """
 
 import numpy as np
@@ -16,7 +17,7 @@ from s3prl_mi_probe.corpus.audio import SAMPLE_RATE, load_audio
 from s3prl_mi_probe.features.batching import length_sorted_batches
 from s3prl_mi_probe.features.cache import SPLIT_CODES, LayerCache, cache_key, key_inputs
 from s3prl_mi_probe.features.hidden_states import describe_upstream, hidden_state_list
-from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, valid_frames
+from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, pooling_of_task, valid_frames
 
 MIN_SEGMENT_SAMPLES = 400  # one 25 ms frame: shorter segment audio is zero padded (audio slicing)
 
@@ -53,6 +54,9 @@ class Extractor:
 
     def cache_root(self, cache_dir, task, manifest_sha256):
         """The cache folder of this upstream, task and options."""
+        pooling = pooling_of_task(task.options.task)
+        if pooling == "centre" and self.slicing == "audio":
+            raise ValueError(f"--slicing audio does not apply to the frame task {task.options.task!r}")
         inputs = key_inputs(
             self.spec,
             self.checkpoint_sha256,
@@ -61,67 +65,97 @@ class Extractor:
             self.slicing,
             self.dtype,
             self.batch_size,
+            pooling,
         )
         safe_label = self.spec.label.replace("/", "_").replace(":", "_")
         return cache_dir / f"{safe_label}-{task.options.task}-{cache_key(**inputs)[:16]}", inputs
 
     def extract(self, task, manifest_sha256, cache_dir, rank=0, world_size=1, barrier=None, progress=True):
         """Fill (or reuse) the cache of ``task``; ranks fill disjoint chunks. Returns the LayerCache."""
+        return self.extract_tasks([task], manifest_sha256, cache_dir, rank, world_size, barrier, progress)[0]
+
+    def extract_tasks(self, tasks, manifest_sha256, cache_dir, rank=0, world_size=1, barrier=None, progress=True):
+        """Fill (or reuse) the caches of several tasks of one manifest; returns their LayerCaches in order.
+
+        With feature slicing, tasks over the same utterances (e.g. the word, phone and frame tasks
+        of one corpus) share every upstream forward: each chunk runs once and is pooled for each
+        of them. Each cache holds exactly the bytes that its own extraction would write.
+        """
         barrier = barrier or (lambda: None)
-        root, inputs = self.cache_root(cache_dir, task, manifest_sha256)
-        if LayerCache.exists(root) and LayerCache(root).complete:
-            return LayerCache(root)
-        items, split_codes, labels = layout_rows(task)
-        chunks = plan_chunks(items, self.batch_size)
-        if rank == 0 and not LayerCache.exists(root):
-            meta = {
-                "upstream": self.spec.label,
-                "key_inputs": inputs,
-                "num_rows": int(labels.size),
-                "layer_dims": self.layer_dims,
-                "downsample_rate": self.downsample_rate,
-                "dtype": self.dtype,
-                "num_chunks": len(chunks),
-                "classes": task.classes,
-            }
-            LayerCache.create(root, meta, split_codes, labels)
+        targets = [_Target(task, *self.cache_root(cache_dir, task, manifest_sha256)) for task in tasks]
+        groups = {}
+        for target in targets:
+            if not target.complete:
+                key = target.utterance_ids if self.slicing == "feature" else id(target)
+                groups.setdefault(key, []).append(target)
+        for group in groups.values():
+            self._fill(group, rank, world_size, barrier, progress)
+        return [LayerCache(target.root) for target in targets]
+
+    def _fill(self, targets, rank, world_size, barrier, progress):
+        """Extract the chunks missing from the caches of ``targets`` (tasks over the same utterances)."""
+        chunks = plan_chunks(targets[0].items, self.batch_size)
+        if rank == 0:
+            for target in targets:
+                if not LayerCache.exists(target.root):
+                    self._lay_out(target, len(chunks))
         barrier()
-        cache = LayerCache(root)
-        done = cache.done_chunks()
-        todo = [index for index in range(len(chunks)) if index % world_size == rank and index not in done]
-        layers = [cache.layer(k, mode="r+") for k in range(cache.num_layers)]
-        bar = tqdm(todo, desc=f"extract {self.spec.label}", unit="batch", disable=not progress or rank != 0)
-        for chunk_index in bar:
-            chunk_items = [items[index] for index in chunks[chunk_index]]
-            for (_utterance, first_row), pooled in zip(chunk_items, self._pool_chunk(chunk_items)):
-                for layer, values in zip(layers, pooled):
-                    layer[first_row : first_row + len(values)] = values
-            for layer in layers:
-                layer.flush()
-            cache.mark_done([chunk_index], rank)
+        for target in targets:
+            target.open()
+        todo = [
+            chunk
+            for chunk in range(len(chunks))
+            if chunk % world_size == rank and any(chunk not in target.done for target in targets)
+        ]
+        names = ", ".join(target.task.options.task for target in targets)
+        bar = tqdm(todo, desc=f"extract {self.spec.label} ({names})", unit="batch", disable=not progress or rank != 0)
+        for chunk in bar:
+            missing = [target for target in targets if chunk not in target.done]
+            chunk_items = [[target.items[item] for item in chunks[chunk]] for target in missing]
+            pooled = self._pool_chunk([(items, target.task) for items, target in zip(chunk_items, missing)])
+            for target, items, per_utterance in zip(missing, chunk_items, pooled):
+                target.write(chunk, items, per_utterance, rank)
         barrier()
         if rank == 0:
-            cache.mark_complete()
+            for target in targets:
+                target.cache.mark_complete()
         barrier()
-        return cache
+
+    def _lay_out(self, target, num_chunks):
+        meta = {
+            "upstream": self.spec.label,
+            "key_inputs": target.inputs,
+            "num_rows": int(target.labels.size),
+            "layer_dims": self.layer_dims,
+            "downsample_rate": self.downsample_rate,
+            "dtype": self.dtype,
+            "num_chunks": num_chunks,
+            "classes": target.task.classes,
+        }
+        LayerCache.create(target.root, meta, target.split_codes, target.labels)
 
     @torch.no_grad()
-    def _pool_chunk(self, chunk_items):
-        """Per utterance of a chunk: a list over layers of pooled segments ``[S, D_l]`` (numpy)."""
-        waves = [load_audio(utterance.utterance.audio) for utterance, _ in chunk_items]
+    def _pool_chunk(self, chunk_tasks):
+        """Per ``(chunk_items, task)`` pair (same utterances): per utterance, a list over layers of pooled
+        segments ``[S, D_l]`` (numpy). Feature slicing runs the upstream once for all pairs."""
+        first_items = chunk_tasks[0][0]
+        waves = [load_audio(utterance.utterance.audio) for utterance, _ in first_items]
         if self.slicing == "feature":
-            return self._pool_in_context(chunk_items, waves)
-        return [self._pool_segment_audio(utterance, wave) for (utterance, _), wave in zip(chunk_items, waves)]
+            layers = self._forward(waves)
+            frame_counts = [valid_frames(len(wave), self.downsample_rate, layers[0].size(1)) for wave in waves]
+            return [self._pool_in_context(items, task, layers, frame_counts) for items, task in chunk_tasks]
+        return [
+            [self._pool_segment_audio(utterance, wave) for (utterance, _), wave in zip(items, waves)]
+            for items, _ in chunk_tasks
+        ]
 
     def _forward(self, waves):
         tensors = [torch.from_numpy(wave).to(self.device) for wave in waves]
         return hidden_state_list(self.upstream(tensors), "hidden_states")
 
-    def _pool_in_context(self, chunk_items, waves):
-        layers = self._forward(waves)
-        frame_counts = [valid_frames(len(wave), self.downsample_rate, layers[0].size(1)) for wave in waves]
+    def _pool_in_context(self, chunk_items, task, layers, frame_counts):
         spans = [(utterance.starts, utterance.ends) for utterance, _ in chunk_items]
-        matrices = batch_pooling_matrices(spans, frame_counts, self.downsample_rate)
+        matrices = batch_pooling_matrices(spans, frame_counts, self.downsample_rate, pooling_of_task(task.options.task))
         boundaries = np.cumsum([len(utterance.labels) for utterance, _ in chunk_items])[:-1]
         per_layer = [
             np.split(self._to_numpy(pool_batch(layer.float(), matrices).cpu()), boundaries) for layer in layers
@@ -142,3 +176,28 @@ class Extractor:
 
     def _to_numpy(self, tensor):
         return tensor.numpy().astype(self.dtype)
+
+
+class _Target:
+    """One task's cache being filled: its rows, folder, memmaps and journal of done chunks."""
+
+    def __init__(self, task, root, inputs):
+        self.task, self.root, self.inputs = task, root, inputs
+        self.items, self.split_codes, self.labels = layout_rows(task)
+        self.utterance_ids = tuple(utterance.utterance.id for utterance, _ in self.items)
+        self.complete = LayerCache.exists(root) and LayerCache(root).complete
+
+    def open(self):
+        """Open the laid-out cache for writing and read its journal."""
+        self.cache = LayerCache(self.root)
+        self.done = self.cache.done_chunks()
+        self.layers = [self.cache.layer(k, mode="r+") for k in range(self.cache.num_layers)]
+
+    def write(self, chunk, chunk_items, per_utterance, rank):
+        """Write a chunk's pooled rows, flush them, then journal the chunk."""
+        for (_utterance, first_row), values_of_layers in zip(chunk_items, per_utterance):
+            for layer, values in zip(self.layers, values_of_layers):
+                layer[first_row : first_row + len(values)] = values
+        for layer in self.layers:
+            layer.flush()
+        self.cache.mark_done([chunk], rank)

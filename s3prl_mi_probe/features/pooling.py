@@ -1,9 +1,22 @@
-"""Segment pooling: the representation of a labelled time segment from an upstream's frames."""
+"""Segment pooling: the representation of a labelled time segment from an upstream's frames.
+
+Two modes: ``mean`` (segments of the phone and word tasks) averages the frames whose centre lies
+in the segment; ``centre`` (frame tasks) takes the one frame that covers the segment's centre.
+"""
 
 import numpy as np
 import torch
 
 from s3prl_mi_probe.corpus.audio import SAMPLE_RATE
+from s3prl_mi_probe.corpus.frames import FRAME_TASKS
+
+POOLING_MODES = ("mean", "centre")
+_SAMPLE_EPSILON = 1e-6  # a centre on a frame boundary belongs to the later frame, despite float noise
+
+
+def pooling_of_task(task_name):
+    """The pooling mode of a task: ``centre`` for the frame tasks, ``mean`` for segment tasks."""
+    return "centre" if task_name in FRAME_TASKS else "mean"
 
 
 def valid_frames(num_samples, downsample_rate, available):
@@ -31,17 +44,33 @@ def segment_pooling_matrix(starts, ends, num_frames, downsample_rate, sample_rat
     return weights / weights.sum(dim=1, keepdim=True)
 
 
+def centre_frame_indices(starts, ends, num_frames, downsample_rate, sample_rate=SAMPLE_RATE):
+    """Per segment ``[start, end)`` (seconds), the frame covering its centre (frame k covers samples
+    ``[k·r, (k+1)·r)``), clamped to the last of ``num_frames`` frames as s3prl pads labels past the end."""
+    centres = (np.asarray(starts, dtype=np.float64) + np.asarray(ends, dtype=np.float64)) / 2 * sample_rate
+    index = np.floor(centres / downsample_rate + _SAMPLE_EPSILON).astype(np.int64)
+    return np.clip(index, 0, num_frames - 1)
+
+
+def centre_pooling_matrix(starts, ends, num_frames, downsample_rate, sample_rate=SAMPLE_RATE):
+    """One-hot weights ``[S, num_frames]``: each segment takes the frame covering its centre, exactly."""
+    index = torch.as_tensor(centre_frame_indices(starts, ends, num_frames, downsample_rate, sample_rate))
+    weights = torch.zeros(index.numel(), num_frames)
+    weights[torch.arange(index.numel()), index] = 1.0
+    return weights
+
+
 def pool_segments(hidden, pooling_matrix):
     """Pool frames ``[..., T, D]`` into segments ``[..., S, D]`` with a matrix from segment_pooling_matrix."""
     return torch.matmul(pooling_matrix.to(hidden.device, hidden.dtype), hidden)
 
 
-def batch_pooling_matrices(spans, frame_counts, downsample_rate):
+def batch_pooling_matrices(spans, frame_counts, downsample_rate, mode="mean"):
     """Per utterance of a batch, the pooling matrix ``[S_b, frames_b]`` of its ``(starts, ends)`` segments."""
-    return [
-        segment_pooling_matrix(starts, ends, count, downsample_rate)
-        for (starts, ends), count in zip(spans, frame_counts)
-    ]
+    if mode not in POOLING_MODES:
+        raise ValueError(f"pooling must be one of {', '.join(POOLING_MODES)}, not {mode!r}")
+    build = centre_pooling_matrix if mode == "centre" else segment_pooling_matrix
+    return [build(starts, ends, count, downsample_rate) for (starts, ends), count in zip(spans, frame_counts)]
 
 
 def pool_batch(hidden, matrices):

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from s3prl_mi_probe.corpus.audio import load_audio
 from s3prl_mi_probe.features.batching import length_sorted_batches
-from s3prl_mi_probe.features.pooling import batch_pooling_matrices, valid_frames
+from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pooling_of_task, valid_frames
 from s3prl_mi_probe.finetune.probes import FinetuneProbes
 from s3prl_mi_probe.finetune.upper_layers import hidden_states_with_lengths
 from s3prl_mi_probe.metrics.bounds import cross_entropy_bits
@@ -26,28 +26,27 @@ def utterance_batches(utterances, batch_size):
 
 
 @torch.no_grad()
-def frozen_batch(upstream, utterances, device):
-    """``(hidden_states, lengths, pooling, labels)`` of a batch: the upstream's output and the segments' pooling."""
+def frozen_batch(upstream, utterances, device, pooling="mean"):
+    """``(hidden_states, lengths, matrices, labels)`` of a batch: the upstream's output and the segments'
+    pooling matrices (``pooling`` mode: ``mean``, or ``centre`` for frame tasks)."""
     waves = [torch.from_numpy(load_audio(utterance.utterance.audio)).to(device) for utterance in utterances]
     hidden, lengths = hidden_states_with_lengths(upstream, waves)
     rate = upstream.get_downsample_rates("hidden_states")
     frame_counts = [valid_frames(len(wave), rate, hidden[0].size(1)) for wave in waves]
-    pooling = [
-        matrix.to(device)
-        for matrix in batch_pooling_matrices([(u.starts, u.ends) for u in utterances], frame_counts, rate)
-    ]
+    spans = [(u.starts, u.ends) for u in utterances]
+    matrices = [matrix.to(device) for matrix in batch_pooling_matrices(spans, frame_counts, rate, pooling)]
     labels = torch.as_tensor(np.concatenate([u.labels for u in utterances]), device=device)
-    return hidden, lengths, pooling, labels
+    return hidden, lengths, matrices, labels
 
 
 @torch.no_grad()
-def evaluate_split(probes, upstream, utterances, batch_size, device, members=None):
+def evaluate_split(probes, upstream, utterances, batch_size, device, members=None, pooling="mean"):
     """Per-segment ``(ce_bits, correct, margins)`` ``[F, N]`` and ``labels [N]`` of the probes on a split."""
     probes.eval()
     parts = []
     for batch in utterance_batches(utterances, batch_size):
-        hidden, lengths, pooling, labels = frozen_batch(upstream, [utterances[i] for i in batch], device)
-        pooled = probes.pooled(hidden, lengths, pooling, members)
+        hidden, lengths, matrices, labels = frozen_batch(upstream, [utterances[i] for i in batch], device, pooling)
+        pooled = probes.pooled(hidden, lengths, matrices, members)
         logits = probes(pooled, members)
         parts.append(
             (
@@ -80,11 +79,12 @@ def train_finetune_probes(
 ):
     """Train ``probes`` in place with early stopping on dev; returns each probe's best epoch (0: untrained)."""
     train, dev = task.splits["train"], task.splits["dev"]
+    pooling = pooling_of_task(task.options.task)
     members = list(range(len(probes.from_layers)))
     optimizer = torch.optim.Adam(
         [{"params": probes.uppers.parameters(), "lr": lr}, {"params": [probes.weight, probes.bias], "lr": head_lr}]
     )
-    best_dev = evaluate_split(probes, upstream, dev, batch_size, device)[0].mean(dim=1)
+    best_dev = evaluate_split(probes, upstream, dev, batch_size, device, pooling=pooling)[0].mean(dim=1)
     best = [_snapshot(probes, index) for index in members]
     best_epoch, stale = [0] * len(members), [0] * len(members)
     batches = utterance_batches(train, batch_size)
@@ -93,13 +93,14 @@ def train_finetune_probes(
     for epoch in epochs:
         probes.train()
         for batch_index in torch.randperm(len(batches), generator=order).tolist():
-            hidden, lengths, pooling, labels = frozen_batch(upstream, [train[i] for i in batches[batch_index]], device)
-            logits = probes(probes.pooled(hidden, lengths, pooling, members), members)
+            batch = [train[i] for i in batches[batch_index]]
+            hidden, lengths, matrices, labels = frozen_batch(upstream, batch, device, pooling)
+            logits = probes(probes.pooled(hidden, lengths, matrices, members), members)
             losses = F.cross_entropy(logits.flatten(0, 1), labels.repeat(len(members)), reduction="none")
             optimizer.zero_grad()
             losses.view(len(members), -1).mean(dim=1).sum().backward()
             optimizer.step()
-        dev_ce = evaluate_split(probes, upstream, dev, batch_size, device, members)[0].mean(dim=1)
+        dev_ce = evaluate_split(probes, upstream, dev, batch_size, device, members, pooling)[0].mean(dim=1)
         for index, ce in zip(members, dev_ce.tolist()):
             if ce < best_dev[index]:
                 best_dev[index], best[index], best_epoch[index], stale[index] = ce, _snapshot(probes, index), epoch, 0
@@ -144,7 +145,9 @@ def finetune_rows(
         )
     rows = []
     for split in ("dev", "test"):
-        ce_bits, correct, margins, labels = evaluate_split(probes, upstream, task.splits[split], batch_size, device)
+        ce_bits, correct, margins, labels = evaluate_split(
+            probes, upstream, task.splits[split], batch_size, device, pooling=pooling_of_task(task.options.task)
+        )
         metrics = layer_metrics(ce_bits, correct, margins, labels.numpy(), len(task.classes))
         for index, (layer, row) in enumerate(zip(probes.from_layers, metrics)):
             rows.append(

@@ -63,10 +63,11 @@ def _draw_entropy_lines(axes, curves, label_tasks):
         )
 
 
-def plot_layer_curves(rows, metric, path, split="test", title=None):
+def plot_layer_curves(rows, metric, path, split="test", title=None, select_split=None):
     """Plot ``metric`` against layer, one line per (upstream, probe), and save a PNG atomically at ``path``.
 
-    Each line's best layer (highest metric, lowest layer on ties) gets a star and a label; for
+    Each line's best layer (highest metric on ``select_split``, default ``split``; lowest layer on
+    ties) gets a star and a label showing its ``split`` value; for
     ``mi_bits`` each task's H(Y) is a dashed reference line. Where the rows carry a confidence
     interval (``<metric>_ci_low``/``_ci_high``, the bootstrap over test segments) it is a shaded band.
     If the rows hold several tasks, the task is added to each line's label.
@@ -75,7 +76,7 @@ def plot_layer_curves(rows, metric, path, split="test", title=None):
     if not curves:
         raise ValueError(f"no {split!r} rows to plot for {metric}")
     label_tasks = len({task for _, task, _ in curves}) > 1
-    best = best_layers(rows, metric=metric, split=split)
+    best = best_layers(rows, metric=metric, split=select_split or split)
 
     figure = Figure(figsize=(9, 5.2), layout="constrained")
     FigureCanvasAgg(figure)
@@ -93,8 +94,8 @@ def plot_layer_curves(rows, metric, path, split="test", title=None):
         if interval is not None:
             axes.fill_between(layers, *interval, color=color, alpha=0.18, linewidth=0)
             banded = True
-        if key in best:
-            top = best[key]
+        top = next((row for row in curve if key in best and row["layer"] == best[key]["layer"]), None)
+        if top is not None:
             axes.plot(
                 top["layer"],
                 top[metric],

@@ -11,7 +11,7 @@ that program imports s3prl's runner, before its ``main()`` parses ``sys.argv``:
 * The config, for ``-d mi_probe`` only. Without ``-c``, s3prl reads
   ``./downstream/<downstream>/config.yaml`` relative to the working directory, which for
   ``mi_probe`` exists nowhere: a new experiment without ``-c`` gets ``-c`` with the shipped config of
-  its task (``phone``, or ``word`` when ``-o`` sets ``config.downstream_expert.task=word``), and
+  its task (the task ``-o`` sets with ``config.downstream_expert.task=...``, else ``phone``), and
   stdout says which. Resuming (``-e``) takes the config from the checkpoint, as s3prl does.
 
 Nothing else on the command line changes.
@@ -75,9 +75,10 @@ def _add_shipped_config(argv):
 
 
 def _task_from_override(override):
-    """``word`` when s3prl's ``-o`` string sets the task to word, else ``phone``."""
+    """The task that s3prl's ``-o`` string sets when it is one with a shipped config, else ``phone``."""
     for item in (override or "").split(",,"):
         key, _, value = item.partition("=")
-        if key.strip() == _TASK_OVERRIDE and value.strip().strip("'\"") == "word":
-            return "word"
+        task = value.strip().strip("'\"")
+        if key.strip() == _TASK_OVERRIDE and config_path(task).is_file():
+            return task
     return "phone"

@@ -6,5 +6,5 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def config_path(task):
-    """Installed path of the runner config of a task (``phone`` or ``word``)."""
+    """Installed path of the runner config of a task (``phone``, ``word`` or ``frame_phone``)."""
     return CONFIG_DIR / f"mi_probe_{task}.yaml"

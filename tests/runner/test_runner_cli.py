@@ -57,6 +57,8 @@ def test_without_config_and_device_from_any_folder(tmp_path, tone_manifest):
             ],
             "word",
         ),
+        (["-m", "train", "-d", "mi_probe", "-o", "config.downstream_expert.task=frame_phone"], "frame_phone"),
+        (["-m", "train", "-d", "mi_probe", "-o", "config.downstream_expert.task=nonsense"], "phone"),
         (["-m", "train", "-d", "mi_probe", "-c", "mine.yaml"], None),
         (["-m", "evaluate", "-e", "exp/best-states-dev.ckpt"], None),
         (["-m", "train", "-d", "emotion"], None),

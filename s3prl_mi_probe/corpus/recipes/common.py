@@ -24,12 +24,12 @@ class InputProblem(ValueError):
     """One unusable input file; the message names the file and says why."""
 
 
-def check_audio(path: Path) -> None:
-    """Raise InputProblem when an audio file is missing or unreadable."""
+def check_audio(path: Path) -> tuple[int, int]:
+    """``(num_samples, sample_rate)`` of an audio file; InputProblem when it is missing or unreadable."""
     if not path.is_file():
         raise InputProblem(f"{path}: audio file not found")
     try:
-        audio_info(path)
+        return audio_info(path)
     except soundfile.SoundFileError as error:
         raise InputProblem(f"{path}: unreadable audio ({error})") from error
 

@@ -1,0 +1,74 @@
+"""``s3prl-mi-probe benchmark``: a protocol over several upstreams, resumable, into a leaderboard."""
+
+from pathlib import Path
+
+
+def register_benchmark_command(commands):
+    """Add ``benchmark`` to the subcommands of the ``s3prl-mi-probe`` parser."""
+    benchmark = commands.add_parser(
+        "benchmark",
+        help="every upstream x task of a protocol (word, phone, frame_phone), resumable, and a leaderboard",
+    )
+    benchmark.add_argument(
+        "--protocol",
+        required=True,
+        metavar="NAME|PATH",
+        help="a shipped protocol (librispeech-v1, synthetic-v1) or a YAML file",
+    )
+    benchmark.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="s3prl hub name, or NAME=CKPT_PATH for *_local upstreams (repeatable)",
+    )
+    benchmark.add_argument("--out", type=Path, required=True, help="the benchmark folder (rerun to continue it)")
+    benchmark.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    benchmark.add_argument(
+        "--manifest",
+        action="append",
+        default=[],
+        metavar="CORPUS=PATH",
+        help="where a protocol corpus's manifest is (default: the protocol's path, relative to here)",
+    )
+    benchmark.add_argument(
+        "--add",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="merge the finished cells of another benchmark folder of the same protocol (repeatable)",
+    )
+    benchmark.set_defaults(handler=_benchmark)
+
+
+def _benchmark(args):
+    from s3prl_mi_probe.benchmark.protocol import ProtocolError, load_protocol
+    from s3prl_mi_probe.benchmark.run import BenchmarkError, run_benchmark
+    from s3prl_mi_probe.corpus.errors import CorpusError
+    from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
+
+    if not args.upstream and not args.add:
+        return "s3prl-mi-probe benchmark: give --upstream SPEC (repeatable) and/or --add DIR"
+    try:
+        protocol = load_protocol(args.protocol)
+        upstreams = [UpstreamSpec.parse(spec) for spec in args.upstream]
+        manifests = dict(_corpus_path(text) for text in args.manifest)
+        outputs = run_benchmark(protocol, upstreams, args.out, args.device, manifests, args.add)
+    except (ProtocolError, BenchmarkError, CorpusError, ValueError, FileNotFoundError) as error:
+        return f"s3prl-mi-probe benchmark: {error}"
+    except KeyboardInterrupt:
+        return (
+            f"s3prl-mi-probe benchmark: interrupted; finished upstream x task cells are kept in {args.out}: "
+            f"rerun the same command to continue"
+        )
+    print(outputs["markdown"].read_text())
+    print(f"wrote {outputs['markdown']}, {outputs['csv'].name}, {outputs['html'].name}, plots/")
+    return 0
+
+
+def _corpus_path(text):
+    name, separator, path = text.partition("=")
+    if not separator or not name or not path:
+        raise ValueError(f"--manifest {text!r}: expected CORPUS=PATH")
+    return name.strip(), Path(path).expanduser()
