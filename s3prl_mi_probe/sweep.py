@@ -19,7 +19,7 @@ from s3prl_mi_probe.common.atomic import write_json_atomic
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.corpus.control import check_control_key, control_labels, control_task
+from s3prl_mi_probe.corpus.control import UNSEEN, check_control_key, control_labels, control_task, unscored_segments
 from s3prl_mi_probe.corpus.task import build_task
 from s3prl_mi_probe.features.extract import Extractor
 from s3prl_mi_probe.metrics.columns import SWEEP_COLUMNS, present_columns
@@ -76,6 +76,7 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
         check_control_key(settings.control, task_options.task)
     task = build_task(manifest, task_options)
     controls = None if settings.control is None else control_labels(task, settings.control, settings.seed)
+    control_provenance = _report_control(settings.control, controls)
     if FINETUNE in settings.probes:
         refuse_unsupported_finetune(upstreams)
     group = join_process_group(settings.device)
@@ -113,10 +114,24 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
         ],
         **task.provenance(),
         "settings": {**asdict(settings), "cache_dir": str(cache_dir)},
+        **control_provenance,
         "seed": settings.seed,
     }
     write_sweep_outputs(out, rows, provenance)
     return rows
+
+
+def _report_control(key, controls):
+    """Say how many held-out segments the control is not scored on; their count for the provenance."""
+    if controls is None:
+        return {}
+    unscored = unscored_segments(controls)
+    if any(unscored.values()):
+        tqdm.write(
+            f"[sweep] control {key}: {unscored['dev']} dev and {unscored['test']} test segment(s) not scored: "
+            f"their {key} value never occurs in train, so their control label cannot be learned"
+        )
+    return {"control": {"key": key, "unscored_segments": unscored}}
 
 
 def refuse_unsupported_finetune(upstreams):
@@ -162,7 +177,7 @@ def probe_cached_layers(cache, task, settings, controls=None, device="cpu", prog
             [_fit_and_evaluate(arrays, kind, settings, seed, device, progress) for seed in _seeds(settings)]
         )
         if controls is not None:
-            control_arrays = {split: (layers, controls[split]) for split, (layers, _) in arrays.items()}
+            control_arrays = {split: _scored_rows(layers, controls[split]) for split, (layers, _) in arrays.items()}
             kind_rows = with_control_columns(
                 kind_rows, _fit_and_evaluate(control_arrays, kind, settings, settings.seed, device, progress)
             )
@@ -182,6 +197,14 @@ def probe_cached_layers(cache, task, settings, controls=None, device="cpu", prog
             kind_rows = [{**row, **codelengths[row["layer"]]} for row in kind_rows]
         rows += kind_rows
     return [{**row, **layer_columns[row["layer"]]} for row in rows]
+
+
+def _scored_rows(layers, controls):
+    """A split's layers and control labels without the rows the control is not scored on."""
+    scored = controls != UNSEEN
+    if scored.all():
+        return layers, controls
+    return [layer[scored] for layer in layers], controls[scored]
 
 
 def _fit_and_evaluate(arrays, kind, settings, seed, device, progress):

@@ -25,7 +25,7 @@ from s3prl_mi_probe.analyses.selectivity import with_control_columns
 from s3prl_mi_probe.common.atomic import append_jsonl, write_json_atomic
 from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.corpus.control import control_labels, control_task
+from s3prl_mi_probe.corpus.control import UNSEEN, control_labels, per_utterance, unscored_segments
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch
 from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
@@ -72,6 +72,7 @@ class DownstreamExpert(nn.Module):
         self.options = task_options_from_config(downstream_expert)
         self.manifest = Path(self.config["manifest"])
         self.task = build_task(self.manifest, self.options)
+        self.control_unscored = None
         self.controls = self._control_labels()
         self.upstream_rate = upstream_rate
         self.expdir = Path(expdir)
@@ -94,12 +95,15 @@ class DownstreamExpert(nn.Module):
         self._print_task()
 
     def _control_labels(self):
-        """Per split, per utterance: control labels of its segments (None without ``control``)."""
+        """Per split, per utterance: control labels of its segments (None without ``control``).
+
+        Segments whose key value never occurs in train are ``UNSEEN`` and not scored."""
         key = self.config["control"]
         if key is None:
             return None
-        control = control_task(self.task, control_labels(self.task, key, self.options.seed))
-        return {split: [item.labels for item in items] for split, items in control.splits.items()}
+        controls = control_labels(self.task, key, self.options.seed)
+        self.control_unscored = unscored_segments(controls)
+        return per_utterance(self.task, controls)
 
     def _finetune_layers(self):
         """The layers fine-tuned from: ``finetune_layers`` (default all), each among the hidden states passed."""
@@ -143,6 +147,7 @@ class DownstreamExpert(nn.Module):
             f"[mi_probe] task={self.options.task} classes={len(self.task.classes)} layers={self.layer_ids} "
             f"utterances={counts} segments={segments} dropped={ {s: dict(c) for s, c in self.task.dropped.items()} }"
             + (" (dev carved from train)" if self.task.dev_carved else "")
+            + (f" control_unscored_segments={self.control_unscored}" if self.control_unscored else "")
         )
 
     def get_dataloader(self, split, epoch=0):
@@ -192,6 +197,9 @@ class DownstreamExpert(nn.Module):
             hidden = {layer: features.hidden[index] for index, layer in enumerate(self.passed_layers)}
             inputs = probe.pooled(hidden, self.padding.lengths(features.hidden[0]), matrices)
         logits = probe(inputs)
+        scored = labels != UNSEEN  # control segments whose key value never occurs in train are not scored
+        if not scored.all():
+            inputs, logits, labels = inputs[:, scored], logits[:, scored], labels[scored]
         ce_bits = cross_entropy_bits(logits, labels)  # [L, S]
         if split == "train":
             records[f"{prefix}ce_bits"].append(ce_bits.detach().mean(dim=1).cpu())
@@ -201,7 +209,7 @@ class DownstreamExpert(nn.Module):
                 records[f"{prefix}correct"].append((logits.argmax(dim=-1) == labels).cpu())
                 records[f"{prefix}margins"].append(probe.margins(inputs, labels).cpu())
                 records[f"{prefix}labels"].append(labels.cpu())
-        return ce_bits.mean(dim=1).sum() * LN2
+        return ce_bits.sum(dim=1).sum() * LN2 / max(labels.numel(), 1)
 
     def log_records(self, split, records, logger, global_step, **kwargs):
         """Log a split's metrics; returns ``["best-states-dev.ckpt"]`` when the dev CE improved."""
@@ -258,5 +266,6 @@ class DownstreamExpert(nn.Module):
             **self.task.provenance(),
             "layers": self.layer_ids,
             "probe": {key: self.config[key] for key in PROBE_KEYS},
+            "control_unscored_segments": self.control_unscored,
             "seed": {"runner": self.run_args.get("seed"), "task": self.options.seed},
         }
