@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from s3prl_mi_probe.common.atomic import write_json_atomic
+from s3prl_mi_probe.common.device import check_device
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
 from s3prl_mi_probe.common.table import format_table
@@ -61,6 +62,7 @@ class SweepSettings:
             raise ValueError(f"unknown probe kind(s) {unknown or self.probes}; choose among {', '.join(known)}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be at least 1, got {self.seeds}")
+        check_device(self.device)
         object.__setattr__(self, "probes", tuple(dict.fromkeys(self.probes)))
 
 

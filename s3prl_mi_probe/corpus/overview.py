@@ -10,12 +10,12 @@ from s3prl_mi_probe.common.table import format_table
 from s3prl_mi_probe.corpus.errors import CorpusError
 from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskData, TaskOptions, build_task
 
-PERMISSIVE_OPTIONS = {task: TaskOptions(task=task, min_count=1) for task in TIER_OF_TASK}
+PERMISSIVE_OPTIONS = {task: TaskOptions(task=task, min_count=1, max_classes=None) for task in TIER_OF_TASK}
 SUMMARY_COLUMNS = ["task", "split", "utterances", "speakers", "hours", "segments", "classes"]
 
 
 def build_tasks(manifest: str | Path) -> tuple[dict[str, TaskData], list[str]]:
-    """Build every task with permissive options (``min_count=1``).
+    """Build every task with permissive options (``min_count=1``, no class cap).
 
     Returns the tasks that build and the problems of the others, deduplicated: a problem
     every task found is listed once as is, the others are prefixed with their task.
