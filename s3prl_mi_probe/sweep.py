@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from s3prl_mi_probe.common.atomic import write_json_atomic
+from s3prl_mi_probe.common.atomic import replace_folder, write_json_atomic
 from s3prl_mi_probe.common.device import check_device
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
@@ -262,9 +262,10 @@ def finetune_layers(upstream, task, from_layers, settings, controls=None, device
 
 
 def write_sweep_outputs(out, rows, provenance):
-    """``sweep.csv``, ``sweep.json``, ``plots/*.png`` and ``tb/`` of a sweep."""
+    """``sweep.csv``, ``sweep.json``, ``plots/*.png`` and ``tb/`` of a sweep; plots and events of an earlier
+    sweep into ``out`` are replaced, not mixed in."""
     out.mkdir(parents=True, exist_ok=True)
-    write_sweep_csv(out / "sweep.csv", rows)
+    replace_folder(out / "tb", lambda folder: write_sweep_events(rows, folder))
+    replace_folder(out / "plots", lambda folder: plot_sweep(rows, folder))
     write_json_atomic(out / "sweep.json", {"columns": list(SWEEP_COLUMNS), "rows": rows, "provenance": provenance})
-    plot_sweep(rows, out / "plots")
-    write_sweep_events(rows, out / "tb")
+    write_sweep_csv(out / "sweep.csv", rows)

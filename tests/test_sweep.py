@@ -3,6 +3,8 @@
 import csv
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
 
@@ -181,3 +183,21 @@ def test_a_speaker_control_is_scored_on_held_out_speakers_seen_in_train_only(tmp
         assert 0 <= row["control_accuracy"] <= 1 and math.isfinite(row["control_mi_bits"])
         assert row["selectivity"] == pytest.approx(row["accuracy"] - row["control_accuracy"])
 
+
+def test_outputs_take_the_umask_and_a_rerun_leaves_no_stale_runs(tmp_path, tone_manifest):
+    out = tmp_path / "out"
+    previous = os.umask(0o002)  # a group-shared server
+    try:
+        assert main(sweep_command(tone_manifest, out, "fbank", "mfcc")) == 0
+        assert sorted(path.name for path in (out / "tb").iterdir()) == ["fbank", "mfcc"]
+        assert main(sweep_command(tone_manifest, out, "fbank")) == 0
+    finally:
+        os.umask(previous)
+    assert sorted(path.name for path in (out / "tb").iterdir()) == ["fbank"]
+    assert {row["upstream"] for row in read_sweep_csv(out / "sweep.csv")} == {"fbank"}
+    written = [out / "sweep.csv", out / "sweep.json", *(out / "plots").iterdir(), *(out / "tb").rglob("events*")]
+    assert {stat.S_IMODE(path.stat().st_mode) for path in written} == {0o664}
+    assert {stat.S_IMODE(path.stat().st_mode) for path in (out, out / "plots", out / "tb", out / "tb" / "fbank")} == {
+        0o775
+    }
+    assert not [path.name for path in out.iterdir() if path.name.startswith(".")]
