@@ -33,6 +33,7 @@ from s3prl_mi_probe.metrics.columns import CONTROL_COLUMNS, METRIC_NAMES, presen
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
 from s3prl_mi_probe.probe.kinds import FINETUNE, build_probe_bank
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
+from s3prl_mi_probe.report.notes import negative_bound_note
 from s3prl_mi_probe.runner.dataset import segment_dataloader
 from s3prl_mi_probe.runner.experiment_summary import read_metrics_log, write_summary
 from s3prl_mi_probe.runner.patches import runner_upstream
@@ -226,7 +227,11 @@ class DownstreamExpert(nn.Module):
             for name in (*METRIC_NAMES, *CONTROL_COLUMNS):
                 if row.get(name) is not None:
                     logger.add_scalar(f"mi_probe/{split}/layer_{row['layer']}/{name}", row[name], global_step)
-        tqdm.write(f"[mi_probe] {split} at step {global_step}:\n{format_table(rows, present_columns(rows))}")
+        note = negative_bound_note(rows)
+        tqdm.write(
+            f"[mi_probe] {split} at step {global_step}:\n{format_table(rows, present_columns(rows))}"
+            + (f"\n[mi_probe] {note}" if note else "")
+        )
         if self.run_args.get("mode") == "evaluate":
             write_json_atomic(
                 self.expdir / f"evaluate-{split}.json",
