@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from s3prl_mi_probe.common.atomic import write_json_atomic
+from s3prl_mi_probe.common.atomic import replace_folder, write_json_atomic
+from s3prl_mi_probe.common.device import check_device
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.corpus.control import check_control_key, control_labels, control_task
+from s3prl_mi_probe.corpus.control import UNSEEN, check_control_key, control_labels, control_task, unscored_segments
 from s3prl_mi_probe.corpus.task import build_task
 from s3prl_mi_probe.features.extract import Extractor
 from s3prl_mi_probe.metrics.columns import SWEEP_COLUMNS, present_columns
@@ -61,6 +62,7 @@ class SweepSettings:
             raise ValueError(f"unknown probe kind(s) {unknown or self.probes}; choose among {', '.join(known)}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be at least 1, got {self.seeds}")
+        check_device(self.device)
         object.__setattr__(self, "probes", tuple(dict.fromkeys(self.probes)))
 
 
@@ -80,6 +82,7 @@ def run_sweep(
         check_control_key(settings.control, task_options.task)
     task = build_task(manifest, task_options) if task is None else task
     controls = None if settings.control is None else control_labels(task, settings.control, settings.seed)
+    control_provenance = _report_control(settings.control, controls)
     if FINETUNE in settings.probes:
         refuse_unsupported_finetune(upstreams)
     group = join_process_group(settings.device)
@@ -119,10 +122,24 @@ def run_sweep(
         ],
         **task.provenance(),
         "settings": {**asdict(settings), "cache_dir": str(cache_dir)},
+        **control_provenance,
         "seed": settings.seed,
     }
     write_sweep_outputs(out, rows, provenance)
     return rows
+
+
+def _report_control(key, controls):
+    """Say how many held-out segments the control is not scored on; their count for the provenance."""
+    if controls is None:
+        return {}
+    unscored = unscored_segments(controls)
+    if any(unscored.values()):
+        tqdm.write(
+            f"[sweep] control {key}: {unscored['dev']} dev and {unscored['test']} test segment(s) not scored: "
+            f"their {key} value never occurs in train, so their control label cannot be learned"
+        )
+    return {"control": {"key": key, "unscored_segments": unscored}}
 
 
 def refuse_unsupported_finetune(upstreams):
@@ -168,7 +185,7 @@ def probe_cached_layers(cache, task, settings, controls=None, device="cpu", prog
             [_fit_and_evaluate(arrays, kind, settings, seed, device, progress) for seed in _seeds(settings)]
         )
         if controls is not None:
-            control_arrays = {split: (layers, controls[split]) for split, (layers, _) in arrays.items()}
+            control_arrays = {split: _scored_rows(layers, controls[split]) for split, (layers, _) in arrays.items()}
             kind_rows = with_control_columns(
                 kind_rows, _fit_and_evaluate(control_arrays, kind, settings, settings.seed, device, progress)
             )
@@ -188,6 +205,14 @@ def probe_cached_layers(cache, task, settings, controls=None, device="cpu", prog
             kind_rows = [{**row, **codelengths[row["layer"]]} for row in kind_rows]
         rows += kind_rows
     return [{**row, **layer_columns[row["layer"]]} for row in rows]
+
+
+def _scored_rows(layers, controls):
+    """A split's layers and control labels without the rows the control is not scored on."""
+    scored = controls != UNSEEN
+    if scored.all():
+        return layers, controls
+    return [layer[scored] for layer in layers], controls[scored]
 
 
 def _fit_and_evaluate(arrays, kind, settings, seed, device, progress):
@@ -243,9 +268,10 @@ def finetune_layers(upstream, task, from_layers, settings, controls=None, device
 
 
 def write_sweep_outputs(out, rows, provenance):
-    """``sweep.csv``, ``sweep.json``, ``plots/*.png`` and ``tb/`` of a sweep."""
+    """``sweep.csv``, ``sweep.json``, ``plots/*.png`` and ``tb/`` of a sweep; plots and events of an earlier
+    sweep into ``out`` are replaced, not mixed in."""
     out.mkdir(parents=True, exist_ok=True)
-    write_sweep_csv(out / "sweep.csv", rows)
+    replace_folder(out / "tb", lambda folder: write_sweep_events(rows, folder))
+    replace_folder(out / "plots", lambda folder: plot_sweep(rows, folder))
     write_json_atomic(out / "sweep.json", {"columns": list(SWEEP_COLUMNS), "rows": rows, "provenance": provenance})
-    plot_sweep(rows, out / "plots")
-    write_sweep_events(rows, out / "tb")
+    write_sweep_csv(out / "sweep.csv", rows)

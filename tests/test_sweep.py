@@ -3,6 +3,8 @@
 import csv
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
 
@@ -164,3 +166,38 @@ def test_finetune_on_an_upstream_without_a_layer_stack_fails_before_any_work(tmp
     )
     assert "fbank: cannot fine-tune" in message and "mfcc: cannot fine-tune" in message
     assert "hubert_local" not in message and not (tmp_path / "cache").exists()
+
+
+def test_a_speaker_control_is_scored_on_held_out_speakers_seen_in_train_only(tmp_path, capsys):
+    # dev speakers a, b and test speaker c occur in train; test speaker x does not.
+    speakers = ("a", "b", "c", "a", "x", "b", "c", "a", "b", "c")
+    manifest = write_tone_corpus(tmp_path / "corpus", num_utterances=20, speakers=speakers)
+    assert main(sweep_command(manifest, tmp_path / "out", "fbank", extra=["--control", "speaker"])) == 0
+    task = build_task(manifest, TaskOptions(task="phone", min_count=2))
+    unseen = sum(len(item.labels) for item in task.splits["test"] if item.utterance.speaker == "x")
+    provenance = json.loads((tmp_path / "out" / "sweep.json").read_text())["provenance"]
+    assert provenance["control"] == {"key": "speaker", "unscored_segments": {"train": 0, "dev": 0, "test": unseen}}
+    captured = capsys.readouterr()
+    assert f"0 dev and {unseen} test segment(s) not scored" in captured.out + captured.err
+    for row in read_sweep_csv(tmp_path / "out" / "sweep.csv"):
+        assert 0 <= row["control_accuracy"] <= 1 and math.isfinite(row["control_mi_bits"])
+        assert row["selectivity"] == pytest.approx(row["accuracy"] - row["control_accuracy"])
+
+
+def test_outputs_take_the_umask_and_a_rerun_leaves_no_stale_runs(tmp_path, tone_manifest):
+    out = tmp_path / "out"
+    previous = os.umask(0o002)  # a group-shared server
+    try:
+        assert main(sweep_command(tone_manifest, out, "fbank", "mfcc")) == 0
+        assert sorted(path.name for path in (out / "tb").iterdir()) == ["fbank", "mfcc"]
+        assert main(sweep_command(tone_manifest, out, "fbank")) == 0
+    finally:
+        os.umask(previous)
+    assert sorted(path.name for path in (out / "tb").iterdir()) == ["fbank"]
+    assert {row["upstream"] for row in read_sweep_csv(out / "sweep.csv")} == {"fbank"}
+    written = [out / "sweep.csv", out / "sweep.json", *(out / "plots").iterdir(), *(out / "tb").rglob("events*")]
+    assert {stat.S_IMODE(path.stat().st_mode) for path in written} == {0o664}
+    assert {stat.S_IMODE(path.stat().st_mode) for path in (out, out / "plots", out / "tb", out / "tb" / "fbank")} == {
+        0o775
+    }
+    assert not [path.name for path in out.iterdir() if path.name.startswith(".")]

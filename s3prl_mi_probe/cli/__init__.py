@@ -1,10 +1,11 @@
 """The ``s3prl-mi-probe`` command: one module per subcommand, shared option groups in :mod:`.options`.
 
-Takes the command line, gives exit codes: 0, or a one-line message for ``sys.exit``. Building the
-parser imports no torch; each handler imports the stage it drives.
+Takes the command line, gives exit codes (see :mod:`.parser`): 0, or a one-line message for
+``sys.exit`` (exit code 1); Ctrl-C ends any subcommand with one line and exit code 130, after
+which every file written is whole (they are written atomically). Building the parser imports no
+torch; each handler imports the stage it drives.
 """
 
-import argparse
 import sys
 
 from s3prl_mi_probe.cli.benchmark import register_benchmark_command
@@ -12,17 +13,20 @@ from s3prl_mi_probe.cli.compare import register_compare_command
 from s3prl_mi_probe.cli.config import register_config_command
 from s3prl_mi_probe.cli.corpus import register_corpus_commands
 from s3prl_mi_probe.cli.demo import register_demo_command
+from s3prl_mi_probe.cli.parser import CommandParser
 from s3prl_mi_probe.cli.sweep import register_sweep_command
 from s3prl_mi_probe.cli.synth import register_synth_command
+
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
 
 def build_parser():
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="s3prl-mi-probe",
         description="Layer-wise mutual-information bounds and margins for s3prl upstreams.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_config_command(commands)
     register_sweep_command(commands)
     register_corpus_commands(commands)
@@ -36,7 +40,14 @@ def build_parser():
 def main(argv=None):
     """Entry point of ``s3prl-mi-probe`` and ``python -m s3prl_mi_probe``."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        from tqdm import tqdm  # clears any progress bar, so the message gets a line of its own
+
+        resume = getattr(args, "resume_hint", "rerun the command")
+        tqdm.write(f"s3prl-mi-probe {args.command}: interrupted; every file written is whole; {resume}", sys.stderr)
+        return INTERRUPTED_EXIT_CODE
 
 
 if __name__ == "__main__":

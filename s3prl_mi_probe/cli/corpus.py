@@ -31,36 +31,36 @@ def register_corpus_commands(commands: argparse._SubParsersAction) -> None:
         default=comma_list(LIBRISPEECH_SPLITS),
         help=f"comma-separated (default: {LIBRISPEECH_SPLITS})",
     )
-    librispeech.add_argument("--out", type=Path, required=True)
+    librispeech.add_argument("--out", type=Path, required=True, help="folder for manifest.tsv (and converted files)")
     librispeech.set_defaults(handler=_prepare_librispeech)
 
     commonphone = corpora.add_parser("commonphone", help="CommonPhone 1.0 (MAUS tiers MAU, ORT-MAU)")
     commonphone.add_argument("--root", type=Path, required=True, help="folder of the language folders (en, de, ...)")
     commonphone.add_argument("--languages", type=comma_list, required=True, help="comma-separated, e.g. en,de")
-    commonphone.add_argument("--out", type=Path, required=True)
+    commonphone.add_argument("--out", type=Path, required=True, help="folder for manifest.tsv (and converted files)")
     commonphone.set_defaults(handler=_prepare_commonphone)
 
     timit = corpora.add_parser("timit", help="TIMIT (NIST SPHERE, .PHN, .WRD): converted to WAV and TextGrids")
     timit.add_argument("--root", type=Path, required=True, help="folder holding TRAIN and TEST")
-    timit.add_argument("--out", type=Path, required=True)
+    timit.add_argument("--out", type=Path, required=True, help="folder for manifest.tsv (and converted files)")
     timit.add_argument("--fold-39", action="store_true", help="fold the 61 phones to the standard 39")
     timit.set_defaults(handler=_prepare_timit)
 
     textgrids = corpora.add_parser("textgrids", help="any audio folder with a parallel TextGrid folder")
     textgrids.add_argument("--audio", type=Path, required=True, help="audio files, one folder per speaker")
     textgrids.add_argument("--alignments", type=Path, required=True, help="TextGrids laid out like the audio")
-    textgrids.add_argument("--out", type=Path, required=True)
+    textgrids.add_argument("--out", type=Path, required=True, help="folder for manifest.tsv (and converted files)")
     textgrids.add_argument(
         "--split-by",
         choices=["speaker", "random"],
         default="speaker",
         help="speaker: whole speakers (first folder below --audio) per split; random: utterances",
     )
-    textgrids.add_argument("--word-tier", default="words")
-    textgrids.add_argument("--phone-tier", default="phones")
-    textgrids.add_argument("--seed", type=int, default=0)
-    textgrids.add_argument("--dev-fraction", type=float, default=0.1)
-    textgrids.add_argument("--test-fraction", type=float, default=0.1)
+    textgrids.add_argument("--word-tier", default="words", help="the TextGrid tier of words")
+    textgrids.add_argument("--phone-tier", default="phones", help="the TextGrid tier of phones")
+    textgrids.add_argument("--seed", type=int, default=0, help="seeds the split")
+    textgrids.add_argument("--dev-fraction", type=float, default=0.1, help="share of speakers (or utterances) in dev")
+    textgrids.add_argument("--test-fraction", type=float, default=0.1, help="share of speakers (or utterances) in test")
     textgrids.set_defaults(handler=_prepare_textgrids)
 
     libriphone = corpora.add_parser(
@@ -78,7 +78,9 @@ def register_corpus_commands(commands: argparse._SubParsersAction) -> None:
 
     stats = commands.add_parser("stats", help="class counts, segment durations and what the filters drop")
     stats.add_argument("manifest", type=Path, metavar="MANIFEST")
-    stats.add_argument("--task", choices=list(TIER_OF_TASK), default=TaskOptions().task)
+    stats.add_argument(
+        "--task", choices=list(TIER_OF_TASK), default=TaskOptions().task, help="phone: tier 'phones'; word: 'words'"
+    )
     stats.add_argument("--out", type=Path, help="also write OUT/stats.md and OUT/stats.png")
     add_task_filter_options(stats)
     stats.set_defaults(handler=_stats)

@@ -2,25 +2,39 @@
 
 from pathlib import Path
 
+from s3prl_mi_probe.cli.options import upstream_argument
+
 
 def register_demo_command(commands):
     """Add ``demo`` to the subcommands of the ``s3prl-mi-probe`` parser."""
     demo = commands.add_parser(
-        "demo", help="the offline default job: tone corpus; fbank, mfcc and a random HuBERT; both tasks"
+        "demo",
+        help="the offline default job: a synthetic espeak-ng speech corpus; fbank, mfcc, a random HuBERT and a "
+        "small APC (pretrained and random); both tasks; report.md and report.html",
     )
-    demo.add_argument("--out", type=Path, default=Path("demo_out"))
-    demo.add_argument("--upstream", action="append", metavar="SPEC", help="sweep these instead (repeatable)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--device", default="cpu")
-    demo.set_defaults(handler=_demo)
+    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for the corpus, sweeps and report")
+    demo.add_argument(
+        "--upstream",
+        action="append",
+        type=upstream_argument,
+        metavar="SPEC",
+        help="sweep these instead: s3prl hub name or NAME=CKPT_PATH (repeatable)",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="corpus, dev carving and probes")
+    demo.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    demo.set_defaults(handler=_demo, resume_hint="rerun the same command to resume: extracted batches are cached")
 
 
 def _demo(args):
+    from s3prl_mi_probe.corpus.errors import CorpusError
+    from s3prl_mi_probe.corpus.synthetic.espeak import EspeakUnavailable
     from s3prl_mi_probe.demo.job import run_demo
-    from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
+    from s3prl_mi_probe.features.upstream_spec import UpstreamUnavailable
 
-    upstreams = [UpstreamSpec.parse(spec) for spec in args.upstream or []]
-    report = run_demo(args.out, upstreams=upstreams or None, seed=args.seed, device=args.device)
+    try:
+        report = run_demo(args.out, upstreams=args.upstream, seed=args.seed, device=args.device)
+    except (CorpusError, ValueError, UpstreamUnavailable, EspeakUnavailable) as error:
+        return f"s3prl-mi-probe demo: {error}"
     print(report.read_text())
     print(f"report: {report}")
     return 0

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from s3prl_mi_probe.cli.options import add_task_filter_options, comma_list, task_options
+from s3prl_mi_probe.cli.options import add_task_filter_options, comma_list, task_options, upstream_argument
+from s3prl_mi_probe.corpus.control import CONTROL_KEYS
 from s3prl_mi_probe.corpus.task import TIER_OF_TASK
 
 
@@ -15,20 +16,24 @@ def register_sweep_command(commands):
         "--upstream",
         action="append",
         required=True,
+        type=upstream_argument,
         metavar="SPEC",
         help="s3prl hub name, or NAME=CKPT_PATH for *_local upstreams (repeatable)",
     )
     sweep.add_argument("--manifest", type=Path, required=True, help="TSV: id, audio, alignment, split [, speaker]")
     sweep.add_argument(
-        "--task", choices=list(TIER_OF_TASK), required=True, help="frame_phone: one sample per labelled 10 ms frame"
+        "--task",
+        choices=list(TIER_OF_TASK),
+        required=True,
+        help="phone: tier 'phones'; word: 'words'; frame_phone: one sample per labelled 10 ms frame of 'phones'",
     )
-    sweep.add_argument("--out", type=Path, required=True)
-    sweep.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    sweep.add_argument("--out", type=Path, required=True, help="folder for sweep.csv, sweep.json, plots/, tb/")
+    sweep.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     sweep.add_argument(
         "--slicing",
         choices=["feature", "audio"],
         default="feature",
-        help="feature: pool frames of the whole utterance (default); audio: run each segment alone",
+        help="feature: pool frames of the whole utterance; audio: run each segment alone",
     )
     add_task_filter_options(sweep)
     sweep.add_argument("--cache-dir", type=Path, help="feature cache (default: OUT/cache)")
@@ -49,7 +54,7 @@ def register_sweep_command(commands):
     )
     sweep.add_argument(
         "--control",
-        metavar="KEY",
+        choices=CONTROL_KEYS,
         help="control task keyed on segment, word_type (phone task) or speaker: adds selectivity",
     )
     sweep.add_argument("--seeds", type=int, default=1, help="train every probe with this many seeds (mean, std)")
@@ -59,12 +64,12 @@ def register_sweep_command(commands):
         action="store_true",
         help="max-margin (Crammer-Singer) of layers whose train features are separable",
     )
-    sweep.set_defaults(handler=_sweep)
+    sweep.set_defaults(handler=_sweep, resume_hint="rerun the same command to resume: extracted batches are cached")
 
 
 def _sweep(args):
     from s3prl_mi_probe.corpus.errors import CorpusError
-    from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
+    from s3prl_mi_probe.features.upstream_spec import UpstreamUnavailable
     from s3prl_mi_probe.sweep import SweepSettings, run_sweep
 
     try:
@@ -83,9 +88,8 @@ def _sweep(args):
             seed=args.seed,
             cache_dir=args.cache_dir,
         )
-        upstreams = [UpstreamSpec.parse(spec) for spec in args.upstream]
-        rows = run_sweep(upstreams, args.manifest, task_options(args), args.out, settings)
-    except (CorpusError, ValueError) as error:
+        rows = run_sweep(args.upstream, args.manifest, task_options(args), args.out, settings)
+    except (CorpusError, ValueError, UpstreamUnavailable) as error:
         return f"s3prl-mi-probe sweep: {error}"
     if rows is not None:
         print(f"wrote {args.out}/sweep.csv, sweep.json, plots/, tb/")

@@ -10,15 +10,15 @@ def register_synth_command(commands):
     synth = commands.add_parser(
         "synth", help="English speech from espeak-ng: 16 kHz WAVs, exact word/phone TextGrids, manifest"
     )
-    synth.add_argument("--out", type=Path, required=True)
-    synth.add_argument("--utterances", type=int, required=True)
+    synth.add_argument("--out", type=Path, required=True, help="folder for the WAVs, TextGrids and manifest.tsv")
+    synth.add_argument("--utterances", type=int, required=True, help="how many to synthesize")
     synth.add_argument(
         "--voices",
         type=_voice_list,
         metavar="V1,V2,...",
         help=f"espeak-ng voices, one speaker each (default: {','.join(DEFAULT_VOICES)})",
     )
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="sentences, voice settings and the split")
     synth.add_argument(
         "--split",
         choices=SPLIT_MODES,

@@ -14,3 +14,18 @@ def format_table(rows, columns, float_digits=3):
     lines = ["  ".join(column.rjust(width) for column, width in zip(columns, widths))]
     lines += ["  ".join(value.rjust(width) for value, width in zip(line, widths)) for line in cells]
     return "\n".join(lines)
+
+
+def markdown_table(rows, columns, float_digits=3):
+    """Rows (dicts) as a Markdown pipe table with the given columns; a missing value is an empty cell."""
+
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.{float_digits}f}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(row.get(column)) for column in columns) + " |" for row in rows]
+    return "\n".join(lines)

@@ -9,6 +9,12 @@ minus accuracy on the control task. Keys:
 * ``word_type`` (phone task): the word the phone lies in, from the TextGrid's ``words`` tier.
 * ``speaker``: the manifest's speaker column.
 
+Only key values seen in train get a label: a probe can learn the label of a key value only from
+training segments that carry it, so a dev or test segment whose key value never occurs in train has
+no learnable control label. Such segments get :data:`UNSEEN` and the control is scored without them
+(docs/method.md, "Control tasks and selectivity"). A dev or test split left with no scored segment
+(a speaker control on speaker-disjoint splits) is refused.
+
 Keying on the target itself (``word_type`` for the word task, ``phone`` for the phone task) is
 refused: the control label would then be a function of the target, a coarsening of it, so the
 probe could score on the control exactly what it learned for the task.
@@ -19,7 +25,9 @@ from dataclasses import replace
 import numpy as np
 
 CONTROL_KEYS = ("segment", "word_type", "speaker")
+UNSEEN = -1  # the control label of a dev/test segment whose key value never occurs in train
 _TARGET_KEY = {"phone": "phone", "word": "word_type"}
+_KEY_NOUN = {"word_type": "word", "speaker": "speaker"}
 
 
 def check_control_key(key, task_name):
@@ -38,7 +46,9 @@ def check_control_key(key, task_name):
 def control_labels(task, key, seed=0):
     """Per split, the control label of every segment, in the order of ``task.splits[split]``.
 
-    ValueError when the key is refused for this task or some utterances lack it (all listed).
+    Dev/test segments whose key value never occurs in train are :data:`UNSEEN`. ValueError when the
+    key is refused for this task, some utterances lack it (all listed), or a dev or test split has no
+    segment whose key value occurs in train (the control could not be learned there at all).
     """
     check_control_key(key, task.options.task)
     rng = np.random.default_rng(seed)
@@ -55,21 +65,73 @@ def control_labels(task, key, seed=0):
         source = "a 'words' tier in its TextGrid" if key == "word_type" else "a speaker in the manifest"
         raise ValueError(f"control key {key!r} needs {source}; missing for: {', '.join(missing)}")
     train_counts = task.label_counts("train")
-    values = sorted({value for split_keys in keys.values() for value in split_keys})
+    values = sorted(set(keys["train"]))
     drawn = rng.choice(len(task.classes), size=len(values), p=train_counts / train_counts.sum())
     label_of = dict(zip(values, drawn))
+    controls = {
+        split: np.array([label_of.get(value, UNSEEN) for value in split_keys], dtype=np.int64)
+        for split, split_keys in keys.items()
+    }
+    _refuse_unlearnable(key, keys, controls)
+    return controls
+
+
+def unscored_segments(controls):
+    """Per split, how many segments the control is not scored on (their key value never occurs in train)."""
+    return {split: int((labels == UNSEEN).sum()) for split, labels in controls.items()}
+
+
+def _refuse_unlearnable(key, keys, controls):
+    """ValueError when a held-out split has no segment whose key value occurs in train, with the counts."""
+    noun = _KEY_NOUN[key]
+    train_values = set(keys["train"])
+    empty = [split for split, labels in controls.items() if split != "train" and not (labels != UNSEEN).any()]
+    if not empty:
+        return
+    counts = "; ".join(
+        f"{split}: {len(set(keys[split]))} {noun}(s), {len(set(keys[split]) - train_values)} of them not in train "
+        f"({len(keys[split])} segments)"
+        for split in empty
+    )
+    raise ValueError(
+        f"control key {key!r}: no {' and no '.join(empty)} segment has a {noun} that occurs in train ({counts}); "
+        f"a control label is a random function of the {noun}, learnable only for {noun}s seen in training, so on "
+        f"held-out {noun}s the control would score chance by construction and selectivity would mean nothing; "
+        f"key the control on 'segment' instead"
+        + (" (or 'word_type' for the phone task)" if key == "speaker" else "")
+        + f", or use splits that share {noun}s"
+    )
+
+
+def per_utterance(task, controls):
+    """``controls`` (per split, one label per segment) cut into one array per utterance of ``task``."""
     return {
-        split: np.array([label_of[value] for value in split_keys], dtype=np.int64) for split, split_keys in keys.items()
+        split: np.split(controls[split], np.cumsum([len(item.labels) for item in items])[:-1])
+        for split, items in task.splits.items()
     }
 
 
 def control_task(task, controls):
-    """A copy of ``task`` whose segments carry the control labels ``controls`` (from :func:`control_labels`)."""
+    """A copy of ``task`` whose segments carry the control labels ``controls`` (from :func:`control_labels`).
+
+    Segments the control is not scored on (:data:`UNSEEN`) are left out, and utterances left empty.
+    """
     splits = {}
-    for split, items in task.splits.items():
-        per_utterance = np.split(controls[split], np.cumsum([len(item.labels) for item in items])[:-1])
-        splits[split] = [replace(item, labels=labels) for item, labels in zip(items, per_utterance)]
+    for split, labels in per_utterance(task, controls).items():
+        splits[split] = [
+            _scored_segments(item, utterance_labels)
+            for item, utterance_labels in zip(task.splits[split], labels)
+            if (utterance_labels != UNSEEN).any()
+        ]
     return replace(task, splits=splits)
+
+
+def _scored_segments(item, labels):
+    keep = labels != UNSEEN
+    if keep.all():
+        return replace(item, labels=labels)
+    words = None if item.words is None else item.words[keep]
+    return replace(item, starts=item.starts[keep], ends=item.ends[keep], labels=labels[keep], words=words)
 
 
 def _split_labels(utterances):

@@ -12,12 +12,14 @@ from s3prl_mi_probe.corpus.frames import FRAME_TASKS
 from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskData, TaskOptions, build_task
 
 # The segment tasks: a frame task reads the phones tier the phone task already checks.
-PERMISSIVE_OPTIONS = {task: TaskOptions(task=task, min_count=1) for task in TIER_OF_TASK if task not in FRAME_TASKS}
+PERMISSIVE_OPTIONS = {
+    task: TaskOptions(task=task, min_count=1, max_classes=None) for task in TIER_OF_TASK if task not in FRAME_TASKS
+}
 SUMMARY_COLUMNS = ["task", "split", "utterances", "speakers", "hours", "segments", "classes"]
 
 
 def build_tasks(manifest: str | Path) -> tuple[dict[str, TaskData], list[str]]:
-    """Build every task with permissive options (``min_count=1``).
+    """Build every task with permissive options (``min_count=1``, no class cap).
 
     Returns the tasks that build and the problems of the others, deduplicated: a problem
     every task found is listed once as is, the others are prefixed with their task.

@@ -28,15 +28,47 @@ _TIME_EPSILON = 1e-6  # absorbs decimal rounding of TextGrid times
 _STRESS_DIGIT = re.compile(r"^([A-Za-z]+)[0-2]$")
 
 
+class _TaskDefault:
+    """The default of an option whose value depends on the task (see ``TASK_DEFAULTS``)."""
+
+    def __repr__(self):
+        return "the task's default"
+
+
+TASK_DEFAULT = _TaskDefault()
+# The class filters of each task, defined once: TaskOptions, the command line and the runner take them.
+# frame_phone scores every labelled frame, silence included, as s3prl's phone_linear does.
+TASK_DEFAULTS = {
+    "phone": {"min_count": 5, "max_classes": None, "fold_stress": True, "silence_labels": DEFAULT_SILENCE_LABELS},
+    "word": {"min_count": 20, "max_classes": 500, "fold_stress": False, "silence_labels": DEFAULT_SILENCE_LABELS},
+    "frame_phone": {"min_count": 1, "max_classes": None, "fold_stress": True, "silence_labels": ()},
+}
+
+
+def describe_task_default(name: str) -> str:
+    """``TASK_DEFAULTS`` of one option for help texts: ``"phone 5, word 20"`` (no cap is ``all``)."""
+
+    def show(value):
+        if value is None:
+            return "all"
+        return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+    return ", ".join(f"{task} {show(defaults[name])}" for task, defaults in TASK_DEFAULTS.items())
+
+
 @dataclass(frozen=True)
 class TaskOptions:
-    """What to probe (``task``) and how segments are filtered, classes chosen and dev carved."""
+    """What to probe (``task``) and how segments are filtered, classes chosen and dev carved.
+
+    ``min_count``, ``max_classes`` (None: no cap), ``fold_stress`` and ``silence_labels`` left at
+    ``TASK_DEFAULT`` take the task's values from ``TASK_DEFAULTS``; the instance holds the resolved values.
+    """
 
     task: str = "phone"
-    min_count: int = 5
-    max_classes: int | None = None
-    silence_labels: tuple = DEFAULT_SILENCE_LABELS
-    fold_stress: bool = False
+    min_count: int = TASK_DEFAULT
+    max_classes: int | None = TASK_DEFAULT
+    silence_labels: tuple = TASK_DEFAULT
+    fold_stress: bool = TASK_DEFAULT
     min_duration: float = 0.025
     max_duration: float = 2.0
     seed: int = 0
@@ -46,6 +78,9 @@ class TaskOptions:
     def __post_init__(self):
         if self.task not in TIER_OF_TASK:
             raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TIER_OF_TASK)}")
+        for name, value in TASK_DEFAULTS[self.task].items():
+            if getattr(self, name) is TASK_DEFAULT:
+                object.__setattr__(self, name, value)
         if self.min_count < 1:
             raise ValueError(f"min_count must be at least 1, got {self.min_count}")
         if self.max_classes is not None and self.max_classes < 2:

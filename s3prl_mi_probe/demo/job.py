@@ -14,14 +14,20 @@ import json
 from pathlib import Path
 
 from s3prl_mi_probe.common.atomic import write_text_atomic
+from s3prl_mi_probe.common.table import markdown_table
 from s3prl_mi_probe.corpus.synthetic.synth import synthesize_corpus
-from s3prl_mi_probe.corpus.task import TaskOptions
+from s3prl_mi_probe.corpus.task import TaskOptions, describe_task_default
 from s3prl_mi_probe.demo.models import FOLDER as DEMO_MODELS_FOLDER
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
 from s3prl_mi_probe.report.compare import compare_sweeps
+from s3prl_mi_probe.report.findings import pair_finding, ranking_finding
 from s3prl_mi_probe.report.html import write_html_report
+from s3prl_mi_probe.report.rows import read_sweep_csv
 from s3prl_mi_probe.sweep import SweepSettings, run_sweep
 
+TASKS = ("phone", "word")
+# The shipped APC, pretrained, and the same APC randomly initialised: what pretraining put there.
+SHIPPED_APC = ("apc_synth.ckpt", "apc_random.ckpt")
 TITLE = "# s3prl-mi-probe demo: how many bits of phone and word identity does each layer hold?"
 HOW_TO_READ = """## How to read this
 
@@ -32,6 +38,8 @@ HOW_TO_READ = """## How to read this
   peak mid-network, where the information is most linearly separable.
 - **Margin**: when a layer is linearly separable the bound saturates at H(Y); the median geometric
   margin of the probe (standardised features) still tells such layers apart: larger is more separable.
+- **Intervals**: [low, high] is the 95 % bootstrap interval over the test segments. Layers or
+  upstreams whose intervals overlap are not shown to differ.
 - The random HuBERT and the random APC are controls: what a probe finds in an untrained network of
   the same shape. What the learned APC holds beyond its random twin is what pretraining put there.
 """
@@ -47,32 +55,63 @@ def default_upstreams(out):
 
     (out / "upstreams").mkdir(parents=True, exist_ok=True)
     hubert = write_random_hubert(out / "upstreams" / "random_hubert.pt", num_layers=4, dim=64)
-    shipped = [UpstreamSpec("apc_local", DEMO_MODELS_FOLDER / name) for name in ("apc_synth.ckpt", "apc_random.ckpt")]
-    present = [spec for spec in shipped if spec.checkpoint.is_file()]
+    present = [spec for spec in _shipped_apc() if spec.checkpoint.is_file()]
     return [UpstreamSpec("fbank"), UpstreamSpec("mfcc"), UpstreamSpec("hubert_local", hubert), *present]
 
 
+def _shipped_apc():
+    return [UpstreamSpec("apc_local", DEMO_MODELS_FOLDER / name) for name in SHIPPED_APC]
+
+
 def _task_sizes(sweep_dirs):
-    """A pipe table of classes and segments per split of each swept task, from its provenance."""
-    lines = ["| task | classes | train segments | dev segments | test segments |", "| --- | --- | --- | --- | --- |"]
+    """A pipe table of each swept task's class filters, classes and segments per split, from its provenance."""
+    rows = []
     for sweep_dir in sweep_dirs:
         provenance = json.loads((sweep_dir / "sweep.json").read_text())["provenance"]
-        segments = provenance["segments"]
-        lines.append(
-            f"| {provenance['task']['task']} | {len(provenance['classes'])} | {segments['train']} | "
-            f"{segments['dev']} | {segments['test']} |"
+        options, segments = provenance["task"], provenance["segments"]
+        rows.append(
+            {
+                "task": options["task"],
+                "min_count": options["min_count"],
+                "max_classes": "all" if options["max_classes"] is None else options["max_classes"],
+                "fold_stress": "on" if options["fold_stress"] else "off",
+                "classes": len(provenance["classes"]),
+                **{f"{split} segments": segments[split] for split in ("train", "dev", "test")},
+            }
         )
-    return "\n".join(lines)
+    return markdown_table(rows, list(rows[0]))
+
+
+def _findings(sweep_dirs):
+    """The findings section: per task, the ranking of the upstreams and each pretrained model against its twin."""
+    lines = [
+        "## Findings",
+        "",
+        "Computed from the numbers below: each upstream at the layer its dev bound ranks first, its test bound "
+        "with the 95 % bootstrap interval. A difference counts only where the intervals do not overlap.",
+        "",
+    ]
+    for sweep_dir in sweep_dirs:
+        rows = read_sweep_csv(sweep_dir / "sweep.csv")
+        task = rows[0]["task"]
+        pretrained, random_twin = (spec.label for spec in _shipped_apc())
+        sentences = [ranking_finding(rows, task), pair_finding(rows, task, pretrained, random_twin)]
+        lines += [f"- {sentence}" for sentence in sentences if sentence]
+    return "\n".join(lines) + "\n"
 
 
 def run_demo(out, upstreams=None, num_utterances=240, seed=0, device="cpu", min_count=5):
-    """Run the demo into ``out``; returns the path of its report."""
+    """Run the demo into ``out``; returns the path of its report.
+
+    ``min_count`` is the demo's own class filter for both tasks (its corpus is small); the other class
+    filters are the task defaults. The report states the filters of each task.
+    """
     out = Path(out)
+    settings = SweepSettings(device=device, seed=seed, cache_dir=out / "cache")
     manifest = synthesize_corpus(out / "corpus", utterances=num_utterances, seed=seed)
     upstreams = upstreams or default_upstreams(out)
-    settings = SweepSettings(device=device, seed=seed, cache_dir=out / "cache")
     sweep_dirs = []
-    for task in ("phone", "word"):
+    for task in TASKS:
         options = TaskOptions(task=task, min_count=min_count, seed=seed)
         run_sweep(upstreams, manifest, options, out / task, settings)
         sweep_dirs.append(out / task)
@@ -80,14 +119,16 @@ def run_demo(out, upstreams=None, num_utterances=240, seed=0, device="cpu", min_
     measured = (
         f"## What was measured\n\nCorpus: synthetic English from espeak-ng ({num_utterances} utterances, seed "
         f"{seed}, `{manifest}`), voices as speakers, whole voices held out for dev and test; word and phone "
-        f"intervals from the synthesizer's own events (exact). Classes with at least {min_count} training "
-        f"segments. Upstreams: {', '.join(spec.label for spec in upstreams)}. Linear probes on every layer, L2 "
+        f"intervals from the synthesizer's own events (exact). Class filters per task below: the demo keeps "
+        f"classes with at least {min_count} training segments on both tasks, for its small corpus (the task "
+        f"defaults are min_count {describe_task_default('min_count')}); the other filters are the task defaults. "
+        f"Upstreams: {', '.join(spec.label for spec in upstreams)}. Linear probes on every layer, L2 "
         f"and early stopping chosen on dev, numbers on test. Class counts, dropped segments, versions and "
         f"checksums: `phone/sweep.json`, `word/sweep.json`. Rerunning with the same seed gives the same "
         f"numbers.\n\n{_task_sizes(sweep_dirs)}\n\n{MODEL_NOTES}"
     )
     report = out / "report.md"
     comparison = outputs["markdown"].read_text().split("\n", 1)[1]  # below compare's own title
-    write_text_atomic(report, f"{TITLE}\n{comparison}\n{measured}\n{HOW_TO_READ}")
+    write_text_atomic(report, f"{TITLE}\n\n{_findings(sweep_dirs)}{comparison}\n{measured}\n{HOW_TO_READ}")
     write_html_report(report)
     return report

@@ -4,6 +4,12 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+LOCAL_SUFFIX = "_local"  # s3prl's hub entries that load a checkpoint file (``-k`` in the runner)
+
+
+class UpstreamUnavailable(RuntimeError):
+    """An upstream that cannot be built: its weights could not be downloaded or read."""
+
 
 @dataclass(frozen=True)
 class UpstreamSpec:
@@ -14,11 +20,19 @@ class UpstreamSpec:
 
     @classmethod
     def parse(cls, text):
-        """``"hubert"`` or ``"hubert_local=/path/tiny.pt"``."""
-        name, _, checkpoint = text.partition("=")
+        """``"hubert"`` or ``"hubert_local=/path/tiny.pt"``; ValueError saying what is missing.
+
+        A ``*_local`` entry needs a checkpoint, and a checkpoint given must be a file.
+        """
+        name, _, checkpoint = (part.strip() for part in text.partition("="))
         if not name:
             raise ValueError(f"upstream spec {text!r} has no name (expected NAME or NAME=CKPT_PATH)")
-        return cls(name=name.strip(), checkpoint=Path(checkpoint).expanduser() if checkpoint else None)
+        spec = cls(name=name, checkpoint=Path(checkpoint).expanduser() if checkpoint else None)
+        if name.endswith(LOCAL_SUFFIX) and spec.checkpoint is None:
+            raise ValueError(f"upstream {name!r} loads a checkpoint file: give it as {name}=CKPT_PATH")
+        if spec.checkpoint is not None and not spec.checkpoint.is_file():
+            raise ValueError(f"checkpoint of upstream {name!r} not found: {spec.checkpoint}")
+        return spec
 
     @property
     def label(self):
@@ -26,7 +40,11 @@ class UpstreamSpec:
         return self.name if self.checkpoint is None else f"{self.name}:{self.checkpoint.stem}"
 
     def load(self, device="cpu"):
-        """Build the upstream exactly as s3prl's runner does, in eval mode on ``device``."""
+        """Build the upstream exactly as s3prl's runner does, in eval mode on ``device``.
+
+        ValueError for an unknown name or a missing checkpoint file; UpstreamUnavailable when s3prl
+        cannot download or read the weights.
+        """
         from s3prl import hub
 
         entries = [name for name in dir(hub) if not name.startswith("_")]
@@ -34,7 +52,22 @@ class UpstreamSpec:
             close = difflib.get_close_matches(self.name, entries, n=5)
             raise ValueError(f"s3prl has no upstream {self.name!r}" + (f"; did you mean {close}?" if close else ""))
         if self.checkpoint is not None and not self.checkpoint.is_file():
-            raise FileNotFoundError(f"checkpoint of upstream {self.name!r} not found: {self.checkpoint}")
+            raise ValueError(f"checkpoint of upstream {self.name!r} not found: {self.checkpoint}")
         checkpoint = str(self.checkpoint) if self.checkpoint is not None else None
-        upstream = getattr(hub, self.name)(ckpt=checkpoint, model_config=None, refresh=False)
+        try:
+            upstream = getattr(hub, self.name)(ckpt=checkpoint, model_config=None, refresh=False)
+        except OSError as error:  # requests' and urllib's errors are OSErrors too
+            raise UpstreamUnavailable(self._unavailable(error)) from error
         return upstream.to(device).eval()
+
+    def _unavailable(self, error):
+        detail = " ".join(str(error).split())
+        detail = detail if len(detail) <= 200 else detail[:197] + "..."
+        reason = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+        if self.checkpoint is not None:
+            return f"upstream {self.label!r}: could not read its checkpoint ({reason})"
+        return (
+            f"upstream {self.name!r}: s3prl could not download its weights ({reason}); check the network, or "
+            f"download the checkpoint elsewhere and give it as {self.name}{LOCAL_SUFFIX}=CKPT_PATH where s3prl has "
+            f"such an entry"
+        )

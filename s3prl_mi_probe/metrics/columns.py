@@ -5,6 +5,7 @@ then the columns that the optional analyses fill (empty where one was not asked 
 apply). ``sweep.csv``, TensorBoard, ``metrics.jsonl`` and the console tables all use these names.
 """
 
+MARGIN_COLUMNS = ("margin_median", "margin_p10", "margin_min", "margin_positive_frac")
 METRIC_NAMES = (
     "mi_bits",
     "h_y_bits",
@@ -15,10 +16,7 @@ METRIC_NAMES = (
     "mi_bits_ci_high",
     "accuracy_ci_low",
     "accuracy_ci_high",
-    "margin_median",
-    "margin_p10",
-    "margin_min",
-    "margin_positive_frac",
+    *MARGIN_COLUMNS,
     "num_segments",
     "num_classes",
 )

@@ -14,9 +14,12 @@ def layer_metrics(ce_bits, correct, margins, labels, num_classes, resamples=1000
     correction, ``mi_bits = h_y_bits - ce_bits`` (the Barber–Agakov bound), ``num_classes`` the number
     of classes the probe chooses among. The ``*_ci_*`` columns are percentile-bootstrap ``level``
     intervals over the evaluated segments (:func:`bootstrap_intervals`, ``resamples`` seeded by ``seed``).
+    ValueError without segments: a bound needs held-out segments to be measured on.
     """
     ce_bits, correct, margins = (np.asarray(a, dtype=np.float64) for a in (ce_bits, correct, margins))
     labels = np.asarray(labels)
+    if labels.size == 0:
+        raise ValueError("no segments to evaluate: a bound, accuracy and margins need held-out segments")
     histogram = np.bincount(labels, minlength=num_classes)
     h_y = entropy_bits(histogram)
     h_y_mm = miller_madow_entropy_bits(histogram)

@@ -8,6 +8,8 @@ Pairwise norms come from the Gram matrix W Wᵀ.
 import numpy as np
 import torch
 
+from s3prl_mi_probe.metrics.columns import MARGIN_COLUMNS
+
 
 def geometric_margins(features, labels, weight, bias):
     """Margins ``[..., N]`` of ``features [..., N, D]`` under ``weight [..., D, C]``, ``bias [..., C]``."""
@@ -27,8 +29,10 @@ def geometric_margins(features, labels, weight, bias):
 
 
 def margin_summary(margins):
-    """Median, 10th percentile, minimum and fraction positive of per-sample margins."""
+    """Median, 10th percentile, minimum and fraction positive of per-sample margins (NaN when there are none)."""
     margins = np.asarray(margins, dtype=np.float64)
+    if margins.size == 0:
+        return dict.fromkeys(MARGIN_COLUMNS, float("nan"))
     return {
         "margin_median": float(np.median(margins)),
         "margin_p10": float(np.percentile(margins, 10)),

@@ -1,46 +1,110 @@
-"""Side-by-side comparison of several sweep folders: a wide CSV, a Markdown report and overlay plots."""
+"""Side-by-side comparison of several sweep folders: a wide CSV, a Markdown report and overlay plots.
+
+Bits are comparable only between sweeps of the same manifest, task and class filters (docs/method.md,
+"Caveats"): the sweeps of each task must agree on these, read from each folder's ``sweep.json``, or
+the comparison is refused with what differs.
+"""
 
 import csv
 import io
+import json
 from pathlib import Path
 
-from s3prl_mi_probe.common.atomic import write_text_atomic
-from s3prl_mi_probe.common.table import format_table
+from s3prl_mi_probe.common.atomic import replace_folder, write_text_atomic
+from s3prl_mi_probe.common.table import markdown_table
+from s3prl_mi_probe.report.notes import negative_bound_note, with_interval
 from s3prl_mi_probe.report.plots import PLOT_FILE_STEMS, plot_layer_curves
 from s3prl_mi_probe.report.rows import best_layers, read_sweep_csv
 
-COMPARED_METRICS = ("mi_bits", "accuracy", "margin_median")
+COMPARED_METRICS = (
+    "mi_bits",
+    "mi_bits_ci_low",
+    "mi_bits_ci_high",
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "margin_median",
+    "selectivity",
+)
 COMPARED_SPLIT = "test"
-BEST_LAYER_COLUMNS = ("upstream", "probe", "best_layer", "mi_bits", "h_y_bits", "accuracy", "margin_median")
+# Task options that do not change which test segments are evaluated (and so H(Y)).
+OPTIONS_NOT_COMPARED = ("seed", "dev_fraction")
+INTERVAL_NOTE = "Brackets: 95 % bootstrap interval over the test segments."
 
 
 def _load_sweeps(sweep_dirs):
-    """Rows of every folder's sweep.csv, with upstream labels found in several folders renamed ``label (dirname)``.
+    """Rows of every folder's sweep.csv and each folder's provenance (sweep.json).
 
-    Returns (rows, {label: folder}).
+    An upstream label found in several folders of one task becomes ``label (dirname)`` there.
+    Returns (rows, {(task, label): folder}, {folder: provenance}).
     """
-    loaded = []
+    loaded, provenances = [], {}
     for sweep_dir in map(Path, sweep_dirs):
-        csv_path = sweep_dir / "sweep.csv"
-        if not csv_path.is_file():
-            raise FileNotFoundError(f"sweep folder {sweep_dir} has no sweep.csv ({csv_path} is missing)")
-        loaded.append((sweep_dir, read_sweep_csv(csv_path)))
+        if not sweep_dir.is_dir():
+            raise FileNotFoundError(f"no sweep folder {sweep_dir}")
+        for name in ("sweep.csv", "sweep.json"):
+            if not (sweep_dir / name).is_file():
+                raise FileNotFoundError(f"sweep folder {sweep_dir} has no {name} ({sweep_dir / name} is missing)")
+        loaded.append((sweep_dir, read_sweep_csv(sweep_dir / "sweep.csv")))
+        provenances[sweep_dir] = json.loads((sweep_dir / "sweep.json").read_text())["provenance"]
 
     folders_per_label = {}
     for sweep_dir, rows in loaded:
-        for label in dict.fromkeys(row["upstream"] for row in rows):
-            folders_per_label.setdefault(label, []).append(sweep_dir)
+        for key in dict.fromkeys((row["task"], row["upstream"]) for row in rows):
+            folders_per_label.setdefault(key, []).append(sweep_dir)
 
     merged, sources = [], {}
     for sweep_dir, rows in loaded:
         for row in rows:
             label = row["upstream"]
-            if len(folders_per_label[label]) > 1:
+            if len(folders_per_label[(row["task"], label)]) > 1:
                 label = f"{label} ({sweep_dir.name})"
-            if sources.setdefault(label, sweep_dir) != sweep_dir:
-                raise ValueError(f"upstream label {label!r} is ambiguous: {sources[label]} and {sweep_dir}")
+            if sources.setdefault((row["task"], label), sweep_dir) != sweep_dir:
+                raise ValueError(
+                    f"upstream label {label!r} is ambiguous: {sources[row['task'], label]} and {sweep_dir}"
+                )
             merged.append({**row, "upstream": label})
-    return merged, sources
+    return merged, sources, provenances
+
+
+def _setup(provenance):
+    """What must agree between sweeps of one task for their bits to be comparable."""
+    options = {name: value for name, value in provenance["task"].items() if name not in OPTIONS_NOT_COMPARED}
+    return {"manifest sha256": provenance["manifest_sha256"], **options, "classes": provenance["classes"]}
+
+
+def _shown(name, value):
+    if value is None:
+        return "not recorded" if name != "max_classes" else "None"
+    if name == "manifest sha256":
+        return f"{value[:12]}..." if value else "unknown"
+    if name == "classes":
+        return f"{len(value)} classes"
+    return repr(value)
+
+
+def check_comparable(provenances):
+    """ValueError naming, per task, every setting in which its sweeps differ (manifest, class filters, classes)."""
+    by_task = {}
+    for folder, provenance in provenances.items():
+        by_task.setdefault(provenance["task"]["task"], []).append((folder, _setup(provenance)))
+    problems = []
+    for task, setups in by_task.items():
+        names = dict.fromkeys(name for _, setup in setups for name in setup)
+        differing = [name for name in names if len({json.dumps(setup.get(name)) for _, setup in setups}) > 1]
+        for name in differing:
+            values = ", ".join(f"{folder}: {_shown(name, setup.get(name))}" for folder, setup in setups)
+            same_count = name == "classes" and len({len(setup[name]) for _, setup in setups}) == 1
+            problems.append(
+                f"{task} task: {name} differs ({values}{'; same count, other classes' if same_count else ''})"
+            )
+    if problems:
+        raise ValueError(
+            "these sweeps are not comparable: "
+            + "; ".join(problems)
+            + "; bits (and H(Y)) are comparable only on the same manifest, task and class filters: compare sweeps "
+            "made with the same --manifest, --task and filters"
+        )
 
 
 def _wide_rows(rows, upstreams):
@@ -69,8 +133,30 @@ def _csv_text(wide_rows, columns):
     return buffer.getvalue()
 
 
+def _best_layer_table(task_rows):
+    """Each (upstream, probe)'s best test layer with its intervals, H(Y), margin and selectivity."""
+    best = best_layers(task_rows, metric="mi_bits", split=COMPARED_SPLIT)
+    rows = [
+        {
+            "upstream": upstream,
+            "probe": probe,
+            "best layer": row["layer"],
+            "mi_bits [95 % CI]": with_interval(row, "mi_bits"),
+            "H(Y)": row["h_y_bits"],
+            "accuracy [95 % CI]": with_interval(row, "accuracy"),
+            "margin_median": row["margin_median"],
+            "selectivity": row["selectivity"],
+        }
+        for (upstream, _, probe), row in best.items()
+    ]
+    columns = [
+        column for column in rows[0] if column != "selectivity" or any(r["selectivity"] is not None for r in rows)
+    ]
+    return markdown_table(rows, columns)
+
+
 def _task_section(task, task_rows, upstreams, plot_paths, out):
-    """Markdown for one task: H(Y), mi_bits per layer × upstream, best layers, embedded plots."""
+    """Markdown for one task: H(Y), mi_bits per layer × upstream with intervals, best layers, embedded plots."""
     test_rows = [row for row in task_rows if row["split"] == COMPARED_SPLIT]
     entropies = sorted({round(row["h_y_bits"], 3) for row in test_rows})
     lines = [
@@ -85,79 +171,80 @@ def _task_section(task, task_rows, upstreams, plot_paths, out):
         by_layer = {}
         for row in test_rows:
             if row["probe"] == probe:
-                by_layer.setdefault(row["layer"], {"layer": row["layer"]})[row["upstream"]] = row["mi_bits"]
+                by_layer.setdefault(row["layer"], {"layer": row["layer"]})[row["upstream"]] = with_interval(
+                    row, "mi_bits"
+                )
         present = [upstream for upstream in upstreams if any(upstream in line for line in by_layer.values())]
         lines += [
             f"### mi_bits (bits) per layer, {probe} probe",
             "",
-            "```",
-            format_table([by_layer[layer] for layer in sorted(by_layer)], ["layer", *present]),
-            "```",
+            markdown_table([by_layer[layer] for layer in sorted(by_layer)], ["layer", *present]),
+            "",
+            INTERVAL_NOTE,
             "",
         ]
+    note = negative_bound_note(test_rows)
+    if note:
+        lines += [note, ""]
 
-    best = best_layers(task_rows, metric="mi_bits", split=COMPARED_SPLIT)
-    best_rows = [
-        {
-            "upstream": upstream,
-            "probe": probe,
-            "best_layer": row["layer"],
-            "mi_bits": row["mi_bits"],
-            "h_y_bits": row["h_y_bits"],
-            "accuracy": row["accuracy"],
-            "margin_median": row["margin_median"],
-        }
-        for (upstream, _, probe), row in best.items()
-    ]
     lines += [
         "### Best layer per upstream (highest mi_bits; ties go to the lowest layer)",
         "",
-        "```",
-        format_table(best_rows, BEST_LAYER_COLUMNS),
-        "```",
+        _best_layer_table(task_rows),
+        "",
+        "### Plots",
         "",
     ]
-
-    lines += ["### Plots", ""]
     lines += [f"![{task} {metric}]({path.relative_to(out).as_posix()})" for metric, path in plot_paths.items()]
     return lines + [""]
 
 
 def compare_sweeps(sweep_dirs, out) -> dict:
-    """Compare sweep folders (each holding sweep.csv) and write the comparison into folder ``out``.
+    """Compare sweep folders (each holding sweep.csv and sweep.json) and write the comparison into folder ``out``.
 
     Outputs:
       - ``out/compare.csv``: one row per (task, probe, layer), sorted, on the test split, with columns
-        ``task, probe, layer`` then, per upstream in input order, ``<upstream>:mi_bits``,
-        ``<upstream>:accuracy``, ``<upstream>:margin_median``; a cell is empty where an upstream has no
-        such layer. An upstream label present in several folders becomes ``label (dirname)``.
-      - ``out/compare.md``: per task, a layer × upstream table of mi_bits, H(Y), each upstream's best layer
-        with its mi_bits/accuracy/margin, and the plots linked relatively.
+        ``task, probe, layer`` then, per upstream in input order, ``<upstream>:<metric>`` for each of
+        ``COMPARED_METRICS`` (the bound and accuracy with their 95 % intervals, the median margin,
+        selectivity); a cell is empty where an upstream has no such layer or analysis. An upstream label
+        present in several folders of one task becomes ``label (dirname)``.
+      - ``out/compare.md``: per task, a layer × upstream table of mi_bits with intervals, H(Y), each
+        upstream's best layer, and the plots linked relatively.
       - ``out/plots/<task>_mi_bits.png``, ``<task>_accuracy.png``, ``<task>_margin.png``: overlays.
 
     Returns {"csv": path, "markdown": path, "plots": {task: {metric: path}}}.
-    Raises FileNotFoundError naming the folder when a sweep.csv is missing, ValueError on a wrong header.
+    Raises FileNotFoundError naming a missing folder, sweep.csv or sweep.json, ValueError on a wrong
+    header or on sweeps of one task that differ in manifest or class filters (:func:`check_comparable`);
+    nothing is written then.
     """
     out = Path(out)
-    rows, sources = _load_sweeps(sweep_dirs)
-    upstreams = list(sources)
+    rows, sources, provenances = _load_sweeps(sweep_dirs)
+    check_comparable(provenances)
+    upstreams = list(dict.fromkeys(label for _, label in sources))
+    tasks = {task: [row for row in rows if row["task"] == task] for task in sorted({row["task"] for row in rows})}
+    tasks = {
+        task: task_rows for task, task_rows in tasks.items() if any(r["split"] == COMPARED_SPLIT for r in task_rows)
+    }
     plots_dir = out / "plots"
-    plots_dir.mkdir(parents=True, exist_ok=True)
+    plots = {
+        task: {metric: plots_dir / f"{task}_{stem}.png" for metric, stem in PLOT_FILE_STEMS.items()} for task in tasks
+    }
 
+    def draw(folder):
+        for task, task_rows in tasks.items():
+            for metric, path in plots[task].items():
+                plot_layer_curves(task_rows, metric, folder / path.name, split=COMPARED_SPLIT)
+
+    replace_folder(plots_dir, draw)
     wide_rows, columns = _wide_rows(rows, upstreams)
     csv_path = out / "compare.csv"
     write_text_atomic(csv_path, _csv_text(wide_rows, columns))
 
-    lines = ["# Sweep comparison", "", "| upstream | sweep folder |", "| --- | --- |"]
-    lines += [f"| {upstream} | {folder} |" for upstream, folder in sources.items()]
-    lines.append("")
-    plots = {}
-    for task in sorted({row["task"] for row in rows if row["split"] == COMPARED_SPLIT}):
-        task_rows = [row for row in rows if row["task"] == task]
-        plots[task] = {
-            metric: plot_layer_curves(task_rows, metric, plots_dir / f"{task}_{stem}.png", split=COMPARED_SPLIT)
-            for metric, stem in PLOT_FILE_STEMS.items()
-        }
+    folders = [
+        {"task": task, "upstream": label, "sweep folder": str(folder)} for (task, label), folder in sources.items()
+    ]
+    lines = ["# Sweep comparison", "", markdown_table(folders, ["task", "upstream", "sweep folder"]), ""]
+    for task, task_rows in tasks.items():
         lines += _task_section(task, task_rows, upstreams, plots[task], out)
     markdown_path = out / "compare.md"
     write_text_atomic(markdown_path, "\n".join(lines))

@@ -11,16 +11,22 @@ import re
 from pathlib import Path
 
 STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
        line-height: 1.5; color: #1d1d1f; }
 pre { background: #f5f5f7; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
 code { background: #f5f5f7; padding: 0 0.2rem; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5rem 0; }
 h1, h2, h3 { line-height: 1.2; }
-table { border-collapse: collapse; } th, td { border: 1px solid #ddd; padding: 0.2rem 0.5rem; }
+.table { overflow-x: auto; margin: 0.5rem 0 1rem; }
+table { border-collapse: collapse; font-size: 0.9rem; }
+th, td { border: 1px solid #ddd; padding: 0.2rem 0.5rem; }
+th { background: #f5f5f7; text-align: left; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
+_CELL_BORDER = re.compile(r"(?<!\\)\|")  # a pipe that is not escaped as \|
+_NUMBER = re.compile(r"-?\d")  # a cell that starts with a number is right-aligned
 
 
 def _format(text):
@@ -42,14 +48,21 @@ def _inline(text, folder):
     return "".join(pieces) + _format(text[last:])
 
 
+def _cell(text, folder):
+    number = ' class="number"' if _NUMBER.match(text) else ""
+    return f"<td{number}>{_inline(text, folder)}</td>"
+
+
 def _table(lines, folder):
     """A pipe table (header, separator, rows) as an HTML table."""
-    cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+    cells = [
+        [cell.strip().replace("\\|", "|") for cell in _CELL_BORDER.split(line.strip().strip("|"))] for line in lines
+    ]
     rows = [row for row in cells if not all(re.fullmatch(r":?-+:?", cell) for cell in row)]
     header, *body = rows
     head = "".join(f"<th>{_inline(cell, folder)}</th>" for cell in header)
-    rest = "".join("<tr>" + "".join(f"<td>{_inline(cell, folder)}</td>" for cell in row) + "</tr>" for row in body)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rest}</tbody></table>"
+    rest = "".join("<tr>" + "".join(_cell(cell, folder) for cell in row) + "</tr>" for row in body)
+    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{rest}</tbody></table></div>'
 
 
 def markdown_to_html(markdown, folder, title):

@@ -1,6 +1,7 @@
 """Per-layer curves of sweep metrics, drawn off-screen with matplotlib's Agg canvas."""
 
 import io
+import textwrap
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -25,6 +26,9 @@ AXIS_LABELS = {
     "hard_margin": "hard (max-)margin of train features (standardised units)",
 }
 PLOT_FILE_STEMS = {"mi_bits": "mi_bits", "accuracy": "accuracy", "margin_median": "margin"}
+MAX_LABELLED_LAYERS = 16  # up to this many layers every one gets a tick
+DODGE_STEP = 0.2  # layers between the points of neighbouring single-layer curves
+TITLE_WIDTH = 70  # characters per title line
 
 
 def _curves(rows, split):
@@ -45,10 +49,14 @@ def _interval(curve, metric):
 
 
 def _draw_entropy_lines(axes, curves, label_tasks):
-    """One dashed H(Y) line per task (the largest H(Y) among its rows: the ceiling for any bound)."""
+    """One dashed H(Y) line per task (the largest H(Y) among its rows: the ceiling for any bound), kept inside
+    the axes with room for its label."""
     entropies = {}
     for (_, task, _), curve in curves.items():
         entropies[task] = max(entropies.get(task, float("-inf")), *(row["h_y_bits"] for row in curve))
+    low, high = axes.get_ylim()
+    top = max(high, *entropies.values())
+    axes.set_ylim(low, top + 0.08 * (top - low))
     for task, entropy in entropies.items():
         label = f"H(Y) {task}" if label_tasks else "H(Y)"
         axes.axhline(entropy, linestyle="--", color="0.4", linewidth=1.2, label=label)
@@ -63,20 +71,48 @@ def _draw_entropy_lines(axes, curves, label_tasks):
         )
 
 
+def _layer_axis(axes, layers):
+    """Integer layer ticks only, with half a layer of room on both sides (one layer is one tick, not a range)."""
+    first, last = min(layers), max(layers)
+    axes.set_xlim(first - 0.6, last + 0.6)
+    if last - first <= MAX_LABELLED_LAYERS:
+        axes.set_xticks(range(first, last + 1))
+    else:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("layer")
+
+
+def _dodges(curves):
+    """Horizontal offsets that keep the points of single-layer curves (fbank, mfcc, ...) from covering each other."""
+    single = [key for key, curve in curves.items() if len(curve) == 1]
+    step = min(DODGE_STEP, 0.8 / max(len(single), 1))
+    return {key: (index - (len(single) - 1) / 2) * step for index, key in enumerate(single)}
+
+
 def plot_layer_curves(rows, metric, path, split="test", title=None, select_split=None):
-    """Plot ``metric`` against layer, one line per (upstream, probe), and save a PNG atomically at ``path``.
+    """Save :func:`layer_curve_figure` as a PNG, atomically, at ``path``; returns ``path``."""
+    buffer = io.BytesIO()
+    layer_curve_figure(rows, metric, split, title, select_split).savefig(buffer, format="png", dpi=120)
+    write_bytes_atomic(path, buffer.getvalue())
+    return Path(path)
+
+
+def layer_curve_figure(rows, metric, split="test", title=None, select_split=None):
+    """A figure of ``metric`` against layer, one line per (upstream, probe).
 
     Each line's best layer (highest metric on ``select_split``, default ``split``; lowest layer on
-    ties) gets a star and a label showing its ``split`` value; for
-    ``mi_bits`` each task's H(Y) is a dashed reference line. Where the rows carry a confidence
-    interval (``<metric>_ci_low``/``_ci_high``, the bootstrap over test segments) it is a shaded band.
-    If the rows hold several tasks, the task is added to each line's label.
+    ties) gets a star, and its legend entry names it with its ``split`` value; for ``mi_bits`` each
+    task's H(Y) is a dashed reference line. Where the rows carry a confidence interval
+    (``<metric>_ci_low``/``_ci_high``, the bootstrap over test segments) it is a shaded band, or an
+    error bar for a single-layer upstream. If the rows hold several tasks, the task is added to each
+    line's label.
     """
     curves = _curves(rows, split)
     if not curves:
         raise ValueError(f"no {split!r} rows to plot for {metric}")
     label_tasks = len({task for _, task, _ in curves}) > 1
     best = best_layers(rows, metric=metric, split=select_split or split)
+    dodges = _dodges(curves)
 
     figure = Figure(figsize=(9, 5.2), layout="constrained")
     FigureCanvasAgg(figure)
@@ -86,18 +122,23 @@ def plot_layer_curves(rows, metric, path, split="test", title=None, select_split
         upstream, task, probe = key
         color = f"C{index % 10}"
         label = f"{upstream} · {probe}" + (f" · {task}" if label_tasks else "")
-        layers = [row["layer"] for row in curve]
-        axes.plot(
-            layers, [row[metric] for row in curve], marker="o", markersize=4, linewidth=1.6, color=color, label=label
-        )
-        interval = _interval(curve, metric)
-        if interval is not None:
-            axes.fill_between(layers, *interval, color=color, alpha=0.18, linewidth=0)
-            banded = True
         top = next((row for row in curve if key in best and row["layer"] == best[key]["layer"]), None)
         if top is not None:
+            label += f" (best: L{top['layer']}, {top[metric]:.3g})"
+        layers = [row["layer"] + dodges.get(key, 0.0) for row in curve]
+        values = [row[metric] for row in curve]
+        axes.plot(layers, values, marker="o", markersize=4, linewidth=1.6, color=color, label=label)
+        interval = _interval(curve, metric)
+        if interval is not None and len(curve) == 1:
+            (low,), (high,) = interval
+            axes.errorbar(layers, values, yerr=[[values[0] - low], [high - values[0]]], color=color, capsize=4)
+            banded = True
+        elif interval is not None:
+            axes.fill_between(layers, *interval, color=color, alpha=0.18, linewidth=0)
+            banded = True
+        if top is not None:
             axes.plot(
-                top["layer"],
+                top["layer"] + dodges.get(key, 0.0),
                 top[metric],
                 marker="*",
                 markersize=15,
@@ -105,31 +146,19 @@ def plot_layer_curves(rows, metric, path, split="test", title=None, select_split
                 markeredgecolor="black",
                 linestyle="none",
             )
-            axes.annotate(
-                f"L{top['layer']}: {top[metric]:.3g}",
-                (top["layer"], top[metric]),
-                xytext=(6, 6),
-                textcoords="offset points",
-                fontsize="small",
-                color=color,
-                fontweight="bold",
-            )
+    _layer_axis(axes, [row["layer"] for curve in curves.values() for row in curve])
     if metric == "mi_bits":
         _draw_entropy_lines(axes, curves, label_tasks)
 
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("layer")
     axes.set_ylabel(AXIS_LABELS.get(metric, metric))
     tasks = ", ".join(dict.fromkeys(task for _, task, _ in curves))
-    band = "; bands = 95% bootstrap CI" if banded else ""
-    axes.set_title(title or f"{tasks}: {metric} per layer ({split} split); ★ = best layer{band}")
+    figure.suptitle(textwrap.fill(title or f"{tasks}: {metric} per layer ({split} split)", TITLE_WIDTH))
+    keys = ["★ best layer"] + (["bands/bars: 95 % bootstrap CI"] if banded else [])
+    keys += ["dashed: H(Y), the ceiling"] if metric == "mi_bits" else []
+    axes.set_title("; ".join(keys), fontsize="small", color="0.3")
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    write_bytes_atomic(path, buffer.getvalue())
-    return Path(path)
+    return figure
 
 
 def plot_sweep(rows, plots_dir) -> dict:

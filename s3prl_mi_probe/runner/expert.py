@@ -26,7 +26,7 @@ from s3prl_mi_probe.analyses.selectivity import with_control_columns
 from s3prl_mi_probe.common.atomic import append_jsonl, write_json_atomic
 from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.corpus.control import control_labels, control_task
+from s3prl_mi_probe.corpus.control import UNSEEN, control_labels, per_utterance, unscored_segments
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, pooling_of_task
 from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
@@ -34,6 +34,7 @@ from s3prl_mi_probe.metrics.columns import CONTROL_COLUMNS, METRIC_NAMES, presen
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
 from s3prl_mi_probe.probe.kinds import FINETUNE, build_probe_bank
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
+from s3prl_mi_probe.report.notes import negative_bound_note
 from s3prl_mi_probe.runner import distributed
 from s3prl_mi_probe.runner.dataset import resolve_num_workers, segment_dataloader
 from s3prl_mi_probe.runner.experiment_summary import read_metrics_log, write_summary
@@ -78,6 +79,7 @@ class DownstreamExpert(nn.Module):
         self.num_workers = resolve_num_workers(self.config["num_workers"], processes=self.world_size)
         self.manifest = Path(self.config["manifest"])
         self.task = build_task(self.manifest, self.options)
+        self.control_unscored = None
         self.controls = self._control_labels()
         self.upstream_rate = upstream_rate
         self.expdir = Path(expdir)
@@ -105,12 +107,15 @@ class DownstreamExpert(nn.Module):
         self._print_task()
 
     def _control_labels(self):
-        """Per split, per utterance: control labels of its segments (None without ``control``)."""
+        """Per split, per utterance: control labels of its segments (None without ``control``).
+
+        Segments whose key value never occurs in train are ``UNSEEN`` and not scored."""
         key = self.config["control"]
         if key is None:
             return None
-        control = control_task(self.task, control_labels(self.task, key, self.options.seed))
-        return {split: [item.labels for item in items] for split, items in control.splits.items()}
+        controls = control_labels(self.task, key, self.options.seed)
+        self.control_unscored = unscored_segments(controls)
+        return per_utterance(self.task, controls)
 
     def _finetune_layers(self):
         """The layers fine-tuned from: ``finetune_layers`` (default all), each among the hidden states passed."""
@@ -155,6 +160,7 @@ class DownstreamExpert(nn.Module):
             f"utterances={counts} segments={segments} dropped={ {s: dict(c) for s, c in self.task.dropped.items()} }"
             + (" (dev carved from train)" if self.task.dev_carved else "")
             + f" loader_workers={self.num_workers}"
+            + (f" control_unscored_segments={self.control_unscored}" if self.control_unscored else "")
         )
 
     def get_dataloader(self, split, epoch=0):
@@ -228,6 +234,9 @@ class DownstreamExpert(nn.Module):
             hidden = {layer: features.hidden[index] for index, layer in enumerate(self.passed_layers)}
             inputs = probe.pooled(hidden, self.padding.lengths(features.hidden[0]), matrices)
         logits = probe(inputs)
+        scored = labels != UNSEEN  # control segments whose key value never occurs in train are not scored
+        if not scored.all():
+            inputs, logits, labels = inputs[:, scored], logits[:, scored], labels[scored]
         ce_bits = cross_entropy_bits(logits, labels)  # [L, S]
         if split == "train":
             records[f"{prefix}ce_bits"].append(ce_bits.detach().mean(dim=1).cpu())
@@ -237,7 +246,7 @@ class DownstreamExpert(nn.Module):
                 records[f"{prefix}correct"].append((logits.argmax(dim=-1) == labels).cpu())
                 records[f"{prefix}margins"].append(probe.margins(inputs, labels).cpu())
                 records[f"{prefix}labels"].append(labels.cpu())
-        return ce_bits.mean(dim=1).sum() * LN2
+        return ce_bits.sum(dim=1).sum() * LN2 / max(labels.numel(), 1)
 
     def _prefixes(self):
         return ("", "control_") if self.control_probe is not None else ("",)
@@ -266,7 +275,11 @@ class DownstreamExpert(nn.Module):
             for name in (*METRIC_NAMES, *CONTROL_COLUMNS):
                 if row.get(name) is not None:
                     logger.add_scalar(f"mi_probe/{split}/layer_{row['layer']}/{name}", row[name], step)
-        tqdm.write(f"[mi_probe] {split} at step {step}:\n{format_table(rows, present_columns(rows))}")
+        note = negative_bound_note(rows)
+        tqdm.write(
+            f"[mi_probe] {split} at step {step}:\n{format_table(rows, present_columns(rows))}"
+            + (f"\n[mi_probe] {note}" if note else "")
+        )
         if self.evaluate_mode:
             write_json_atomic(
                 self.expdir / f"evaluate-{split}.json",
@@ -306,5 +319,6 @@ class DownstreamExpert(nn.Module):
             **self.task.provenance(),
             "layers": self.layer_ids,
             "probe": {key: self.config[key] for key in PROBE_KEYS},
+            "control_unscored_segments": self.control_unscored,
             "seed": {"runner": self.run_args.get("seed"), "task": self.options.seed},
         }

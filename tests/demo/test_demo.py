@@ -8,6 +8,8 @@ import pytest
 
 from s3prl_mi_probe.demo.job import run_demo
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
+from s3prl_mi_probe.report.findings import chosen_layers
+from s3prl_mi_probe.report.rows import read_sweep_csv
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -33,16 +35,37 @@ def demo_out(tmp_path_factory, tiny_hubert):
 
 def test_reduced_demo_writes_the_report(demo_out):
     report = (demo_out / "report.md").read_text()
-    for section in ("Task: phone", "Task: word", "Best layer", "What was measured", "How to read this"):
+    for section in ("Findings", "Task: phone", "Task: word", "Best layer", "What was measured", "How to read this"):
         assert section in report, section
     assert "hubert_local:tiny_hubert" in report
-    assert "| task | classes | train segments | dev segments | test segments |" in report
+    # The class filters in effect, per task: the demo's own min_count, the task defaults otherwise.
+    header = (
+        "| task | min_count | max_classes | fold_stress | classes | train segments | dev segments | test segments |"
+    )
+    assert header in report and "| phone | 2 | all | on |" in report and "| word | 2 | 500 | off |" in report
     for task in ("phone", "word"):
         for metric in ("mi_bits", "accuracy", "margin"):
             assert (demo_out / "plots" / f"{task}_{metric}.png").is_file()
         assert (demo_out / task / "sweep.csv").is_file()
     page = (demo_out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 6 and "plots/" not in page.split("<body>")[1]
+    assert "<pre>" not in page and page.count("<table>") == 6  # folders, sizes, 2 x (layers, best layers)
+
+
+def test_the_findings_are_computed_from_the_numbers_with_their_intervals(demo_out):
+    report = (demo_out / "report.md").read_text()
+    findings = report.split("## Findings", 1)[1].split("\n## ", 1)[0]
+    for task in ("phone", "word"):
+        rows = read_sweep_csv(demo_out / task / "sweep.csv")
+        chosen = chosen_layers(rows, task, "linear")
+        top, top_row = max(chosen.items(), key=lambda item: item[1]["mi_bits"])
+        [sentence] = [line for line in findings.splitlines() if line.startswith(f"- **{task}, linear probe.**")]
+        assert f"Most information: {top} (layer {top_row['layer']}: {top_row['mi_bits']:.2f} [" in sentence
+        tied, _, below = sentence.partition("Clearly below it")
+        for upstream, row in chosen.items():
+            if upstream != top:
+                disjoint = row["mi_bits_ci_high"] < top_row["mi_bits_ci_low"]
+                assert f"{upstream} (layer {row['layer']}:" in (below if disjoint else tied.split("Not shown")[1])
 
 
 def chromium():
@@ -61,6 +84,7 @@ def test_html_report_renders_in_headless_chromium_without_console_errors(demo_ou
     dom = subprocess.run([*common, "--dump-dom", page], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "how many bits of phone and word identity" in dom.stdout and dom.stdout.count("<img") == 6
+    assert dom.stdout.count("<table>") == 6 and "<pre>" not in dom.stdout  # tables as tables, not text
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console
     screenshot = demo_out / "report.png"

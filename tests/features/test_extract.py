@@ -27,13 +27,18 @@ def extract(spec, task, manifest, cache_dir, **options):
     )
 
 
-def test_spec_labels_and_errors(tmp_path):
+def test_spec_labels_and_errors(tmp_path, tiny_hubert):
     assert UpstreamSpec.parse("fbank").label == "fbank"
-    assert UpstreamSpec.parse("hubert_local=/x/tiny_hubert.pt").label == "hubert_local:tiny_hubert"
+    assert UpstreamSpec.parse(f"hubert_local={tiny_hubert}").label == "hubert_local:tiny_hubert"
     with pytest.raises(ValueError, match="did you mean"):
-        UpstreamSpec.parse("hubert_locl=x.pt").load()
-    with pytest.raises(FileNotFoundError, match="checkpoint"):
-        UpstreamSpec.parse(f"hubert_local={tmp_path / 'missing.pt'}").load()
+        UpstreamSpec.parse(f"hubert_locl={tiny_hubert}").load()
+    missing = tmp_path / "missing.pt"
+    with pytest.raises(ValueError, match="checkpoint of upstream 'hubert_local' not found"):
+        UpstreamSpec.parse(f"hubert_local={missing}")
+    with pytest.raises(ValueError, match="checkpoint of upstream 'hubert_local' not found"):
+        UpstreamSpec("hubert_local", missing).load()
+    with pytest.raises(ValueError, match="give it as apc_local=CKPT_PATH"):
+        UpstreamSpec.parse("apc_local")
 
 
 def test_feature_slicing_matches_the_mean_of_frames_inside_each_segment(

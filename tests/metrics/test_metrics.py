@@ -11,6 +11,7 @@ from s3prl_mi_probe.metrics.bounds import (
     entropy_bits,
     miller_madow_entropy_bits,
 )
+from s3prl_mi_probe.metrics.columns import MARGIN_COLUMNS
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
 from s3prl_mi_probe.metrics.margin import geometric_margins, margin_summary
 from s3prl_mi_probe.metrics.uncertainty import bootstrap_intervals
@@ -66,6 +67,14 @@ def test_margin_sign_matches_correctness_and_summary():
         "margin_min": -1.0,
         "margin_positive_frac": 0.75,
     }
+
+
+def test_no_margins_summarise_to_nan_and_no_segments_are_refused():
+    summary = margin_summary(np.zeros(0))
+    assert sorted(summary) == sorted(MARGIN_COLUMNS) and all(math.isnan(value) for value in summary.values())
+    empty = np.zeros((2, 0))
+    with pytest.raises(ValueError, match="no segments to evaluate"):
+        layer_metrics(empty, empty, empty, np.zeros(0, dtype=np.int64), num_classes=3)
 
 
 def test_layer_metrics_rows():

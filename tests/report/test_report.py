@@ -2,14 +2,18 @@
 
 import csv
 import math
+from dataclasses import asdict
 
 import matplotlib.image
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from s3prl_mi_probe.common.atomic import write_json_atomic
+from s3prl_mi_probe.corpus.task import DEFAULT_SILENCE_LABELS, TaskOptions
 from s3prl_mi_probe.metrics.columns import METRIC_COLUMNS, SWEEP_COLUMNS
-from s3prl_mi_probe.report.compare import compare_sweeps
-from s3prl_mi_probe.report.plots import plot_layer_curves, plot_sweep
+from s3prl_mi_probe.report.compare import COMPARED_METRICS, compare_sweeps
+from s3prl_mi_probe.report.notes import NEGATIVE_BOUND_NOTE
+from s3prl_mi_probe.report.plots import layer_curve_figure, plot_layer_curves, plot_sweep
 from s3prl_mi_probe.report.rows import best_layers, read_sweep_csv, write_sweep_csv
 from s3prl_mi_probe.report.tensorboard import run_folder_name, write_sweep_events
 
@@ -61,21 +65,33 @@ def fake_rows(upstream, num_layers, peak_layer, peak_bits, tasks=("phone",)):
     return rows
 
 
-def write_sweep(folder, rows):
+def fake_provenance(task, **changes):
+    """What a sweep.json records of its task: the manifest's sha256, the task options and the classes."""
+    options = {**asdict(TaskOptions(task=task)), "silence_labels": list(DEFAULT_SILENCE_LABELS)}
+    return {
+        "manifest_sha256": changes.pop("manifest_sha256", "ab" * 32),
+        "task": {**options, **{k: v for k, v in changes.items() if k != "classes"}},
+        "classes": changes.get("classes", [f"c{index}" for index in range(39)]),
+    }
+
+
+def write_sweep(folder, rows, provenance=None):
     folder.mkdir(parents=True)
     write_sweep_csv(folder / "sweep.csv", rows)
+    provenance = provenance or fake_provenance(rows[0]["task"])
+    write_json_atomic(folder / "sweep.json", {"rows": rows, "provenance": provenance})
     return folder
 
 
 @pytest.fixture
 def sweeps(tmp_path):
-    """Three sweep folders; the label "hubert" appears in two of them."""
+    """Four sweep folders of one task each; the label "hubert" appears in two phone folders."""
     return {
-        "base": write_sweep(
-            tmp_path / "base",
-            fake_rows("hubert", 13, 9, 3.1, ("phone", "word")) + fake_rows("fbank", 1, 0, 1.2, ("phone", "word")),
+        "base": write_sweep(tmp_path / "base", fake_rows("hubert", 13, 9, 3.1) + fake_rows("fbank", 1, 0, 1.2)),
+        "word": write_sweep(
+            tmp_path / "word", fake_rows("hubert", 13, 9, 4.0, ("word",)) + fake_rows("fbank", 1, 0, 2.0, ("word",))
         ),
-        "rerun": write_sweep(tmp_path / "rerun", fake_rows("hubert", 13, 8, 3.3, ("phone", "word"))),
+        "rerun": write_sweep(tmp_path / "rerun", fake_rows("hubert", 13, 8, 3.3)),
         "local": write_sweep(tmp_path / "local", fake_rows("hubert_local:tiny_hubert", 3, 1, 0.7)),
     }
 
@@ -126,6 +142,25 @@ def test_plots_are_valid_pngs(tmp_path):
         plot_layer_curves(rows, "mi_bits", tmp_path / "none.png", split="train")
 
 
+def test_plots_of_single_layer_upstreams_are_readable():
+    rows = fake_rows("fbank", 1, 0, 1.2) + fake_rows("mfcc", 1, 0, 1.25) + fake_rows("a long upstream name", 1, 0, 1.1)
+    figure = layer_curve_figure(rows, "mi_bits", title="phone: " + "a title long enough to need two lines " * 2)
+    axes = figure.axes[0]
+    assert list(axes.get_xticks()) == [0]  # one layer is one tick, not a range of fractions
+    assert not axes.texts[1:]  # no per-point labels to overlap: the best layer is named in the legend
+    labels = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert "fbank · linear (best: L0, 1.2)" in labels
+    xs = [line.get_xdata()[0] for line in axes.get_lines() if line.get_marker() == "*"]
+    assert len(set(xs)) == 3 and max(xs) - min(xs) < 0.5  # the three points sit side by side around layer 0
+    assert len(axes.collections) >= 3  # their 95 % intervals as error bars
+    renderer = figure.canvas.get_renderer()
+    figure.draw(renderer)
+    frame = figure.bbox
+    for artist in (figure._suptitle, axes.title, axes.get_legend()):
+        box = artist.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, artist
+
+
 def test_tensorboard_events_have_expected_tags(tmp_path):
     rows = fake_rows("hubert_local:tiny_hubert", 3, 1, 0.7, ("phone", "word")) + fake_rows("hubert", 4, 2, 2.0)
     rows = [{**row, "hard_margin": math.nan} for row in rows]  # no layer separable
@@ -154,7 +189,7 @@ def test_tensorboard_events_have_expected_tags(tmp_path):
 
 def test_compare_writes_side_by_side_report(sweeps, tmp_path):
     out = tmp_path / "compare"
-    result = compare_sweeps([sweeps["base"], sweeps["rerun"], sweeps["local"]], out)
+    result = compare_sweeps([sweeps["base"], sweeps["word"], sweeps["rerun"], sweeps["local"]], out)
 
     assert result["csv"] == out / "compare.csv" and result["markdown"] == out / "compare.md"
     assert sorted(result["plots"]) == ["phone", "word"]
@@ -164,8 +199,10 @@ def test_compare_writes_side_by_side_report(sweeps, tmp_path):
 
     with open(result["csv"], newline="") as stream:
         wide = list(csv.DictReader(stream))
-    upstreams = ["hubert (base)", "fbank", "hubert (rerun)", "hubert_local:tiny_hubert"]
-    metrics = ["mi_bits", "accuracy", "margin_median"]
+    # "hubert" is in two phone folders (renamed there), in one word folder (kept); fbank likewise.
+    upstreams = ["hubert (base)", "fbank", "hubert", "hubert (rerun)", "hubert_local:tiny_hubert"]
+    metrics = list(COMPARED_METRICS)  # the bound and accuracy with their intervals, margin, selectivity
+    assert {"mi_bits_ci_low", "mi_bits_ci_high", "accuracy_ci_high", "selectivity"} <= set(metrics)
     assert list(wide[0]) == ["task", "probe", "layer"] + [f"{u}:{m}" for u in upstreams for m in metrics]
     assert len(wide) == 13 + 13
     phone_layer_9 = next(line for line in wide if (line["task"], line["layer"]) == ("phone", "9"))
@@ -174,21 +211,68 @@ def test_compare_writes_side_by_side_report(sweeps, tmp_path):
         for row in read_sweep_csv(sweeps["base"] / "sweep.csv")
         if (row["upstream"], row["task"], row["split"]) == ("hubert", "phone", "test")
     }
-    assert float(phone_layer_9["hubert (base):mi_bits"]) == base_test[9]["mi_bits"]
-    assert float(phone_layer_9["hubert (base):margin_median"]) == base_test[9]["margin_median"]
+    for metric in ("mi_bits", "mi_bits_ci_low", "mi_bits_ci_high", "margin_median", "selectivity"):
+        assert float(phone_layer_9[f"hubert (base):{metric}"]) == base_test[9][metric]
     assert phone_layer_9["fbank:mi_bits"] == "" and phone_layer_9["hubert_local:tiny_hubert:accuracy"] == ""
+    assert phone_layer_9["hubert:mi_bits"] == ""  # the word sweep's hubert has no phone rows
 
     markdown = result["markdown"].read_text()
     for upstream in upstreams:
         assert upstream in markdown
-    best_lines = {
-        line.split()[0] + " " + line.split()[1]: line.split()
-        for line in markdown.splitlines()
-        if line.strip().startswith(("hubert (base)", "hubert (rerun)"))
+    best = {  # the best-layer table: upstream | probe | best layer | ...
+        cells[0]: cells
+        for cells in ([cell.strip() for cell in line.strip("| ").split("|")] for line in markdown.splitlines())
+        if cells[1:2] == ["linear"]
     }
-    assert best_lines["hubert (base)"][3] == "9" and best_lines["hubert (rerun)"][3] == "8"
+    assert best["hubert (base)"][2] == "9" and best["hubert (rerun)"][2] == "8"
+    top = base_test[9]
+    interval = f"{top['mi_bits']:.3f} [{top['mi_bits_ci_low']:.3f}, {top['mi_bits_ci_high']:.3f}]"
+    assert f"| 9 | {interval} |" in markdown  # the layer table: bound and 95 % interval per cell
     assert "![phone mi_bits](plots/phone_mi_bits.png)" in markdown
-    assert f"{H_Y['phone']:.3f}" in markdown
+    assert f"{H_Y['phone']:.3f}" in markdown and "```" not in markdown
+
+
+def test_compare_explains_negative_bounds(tmp_path, sweeps):
+    assert NEGATIVE_BOUND_NOTE not in compare_sweeps([sweeps["local"]], tmp_path / "positive")["markdown"].read_text()
+    rows = fake_rows("hubert", 3, 1, 0.5)
+    for row in rows:
+        row["mi_bits"] -= 1.0
+    out = compare_sweeps([write_sweep(tmp_path / "negative", rows)], tmp_path / "out")
+    assert NEGATIVE_BOUND_NOTE in out["markdown"].read_text()
+    assert "Why a bound can be negative" in NEGATIVE_BOUND_NOTE
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"manifest_sha256": "cd" * 32}, "manifest sha256 differs"),
+        ({"min_count": 2}, "min_count differs"),
+        ({"fold_stress": False}, "fold_stress differs"),
+        ({"classes": ["x", "y"]}, "classes differs"),
+    ],
+)
+def test_compare_refuses_sweeps_of_different_setups(tmp_path, sweeps, change, expected):
+    other = write_sweep(tmp_path / "other", fake_rows("wavlm", 13, 7, 3.0), fake_provenance("phone", **change))
+    with pytest.raises(ValueError, match="not comparable") as error:
+        compare_sweeps([sweeps["base"], other], tmp_path / "out")
+    assert expected in str(error.value) and str(other) in str(error.value) and str(sweeps["base"]) in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_accepts_another_seed_of_the_same_setup(tmp_path, sweeps):
+    other = write_sweep(tmp_path / "seed1", fake_rows("wavlm", 13, 7, 3.0), fake_provenance("phone", seed=1))
+    assert compare_sweeps([sweeps["base"], other], tmp_path / "out")["csv"].is_file()
+
+
+def test_compare_replaces_the_plots_of_an_earlier_comparison(tmp_path, sweeps):
+    out = tmp_path / "out"
+    compare_sweeps([sweeps["base"], sweeps["word"]], out)
+    compare_sweeps([sweeps["base"]], out)
+    assert sorted(path.name for path in (out / "plots").iterdir()) == [
+        "phone_accuracy.png",
+        "phone_margin.png",
+        "phone_mi_bits.png",
+    ]
 
 
 def test_compare_missing_sweep_names_folder(sweeps, tmp_path):
@@ -202,5 +286,6 @@ def test_compare_wrong_header_names_folder(sweeps, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "sweep.csv").write_text("upstream,layer,accuracy\n")
+    write_json_atomic(broken / "sweep.json", {"provenance": fake_provenance("phone")})
     with pytest.raises(ValueError, match="broken"):
         compare_sweeps([sweeps["base"], broken], tmp_path / "out")

@@ -89,11 +89,15 @@ def test_layer_option_probes_exactly_one_layer(tmp_path, tone_manifest, tiny_hub
 def test_shuffled_labels_give_no_information(tmp_path, shuffled_manifest):
     # The shipped learning rate, evaluated often: early stopping on dev must catch the probe before
     # it memorises the training labels.
-    train(tmp_path, shuffled_manifest, "-u", "fbank", steps=60, eval_step=10, optimizer__lr=1e-3)
+    result = train(tmp_path, shuffled_manifest, "-u", "fbank", steps=60, eval_step=10, optimizer__lr=1e-3)
     layers, _ = summary_layers(tmp_path)
     test = layers[0]["test"]
     assert test["h_y_bits"] > 2.0
     assert -0.5 < test["mi_bits"] < 0.1
+    # Every evaluation whose table shows a negative bound says below it what that means.
+    negative = [row for row in metrics_rows(tmp_path) if min(row["mi_bits"], row["mi_bits_ci_low"]) < 0]
+    log = result.stdout + result.stderr
+    assert negative and log.count("Why a bound can be negative") == len({(r["step"], r["split"]) for r in negative})
 
 
 def test_resume_and_evaluate_the_best_checkpoint(fbank_run):

@@ -1,9 +1,13 @@
 """s3prl's real runner with the relaxed probes: MLP with a control task, and fine-tuning from a layer."""
 
+import json
 import math
 
 import torch
 from s3prl_runner import metrics_rows, run_downstream, short_run_overrides
+
+from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
+from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 
 
 def train(expdir, manifest, *upstream, task="phone", steps=30, check=True, **overrides):
@@ -79,3 +83,30 @@ def test_a_control_keyed_on_the_target_stops_the_run_with_the_reason(tmp_path, t
     assert result.returncode != 0
     assert "coarsening" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_a_speaker_control_on_speaker_disjoint_splits_stops_the_run_with_the_counts(tmp_path):
+    # Speakers cycle like the split pattern: train has a, b, c; dev only d; test only e.
+    manifest = write_tone_corpus(tmp_path / "corpus", num_utterances=10, speakers=("a", "b", "c", "d", "e"))
+    result = train(tmp_path / "exp", manifest, "-u", "fbank", check=False, downstream_expert__control="speaker")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "[mi_probe] control key 'speaker': no dev and no test segment has a speaker that occurs in train" in (
+        result.stderr
+    )
+    assert not (tmp_path / "exp" / "metrics.jsonl").exists()
+
+
+def test_a_speaker_control_skips_held_out_segments_of_unseen_speakers(tmp_path):
+    # dev speakers a, b and test speaker c occur in train; test speaker x does not.
+    speakers = ("a", "b", "c", "a", "x", "b", "c", "a", "b", "c")
+    manifest = write_tone_corpus(tmp_path / "corpus", num_utterances=20, speakers=speakers)
+    train(tmp_path / "exp", manifest, "-u", "fbank", downstream_expert__control="speaker")
+    rows = metrics_rows(tmp_path / "exp")
+    assert {row["split"] for row in rows} == {"dev", "test"}
+    for row in rows:
+        assert 0 <= row["control_accuracy"] <= 1 and math.isfinite(row["control_mi_bits"])
+        assert math.isclose(row["selectivity"], row["accuracy"] - row["control_accuracy"])
+    task = build_task(manifest, TaskOptions(task="phone", min_count=2))
+    unseen = sum(len(item.labels) for item in task.splits["test"] if item.utterance.speaker == "x")
+    provenance = json.loads((tmp_path / "exp" / "summary.json").read_text())["provenance"]
+    assert provenance["control_unscored_segments"] == {"train": 0, "dev": 0, "test": unseen} and unseen > 0
