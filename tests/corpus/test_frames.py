@@ -50,7 +50,8 @@ def _centre_ms(start_seconds):
 
 
 def test_frame_task_labels_every_frame_by_the_phone_at_its_centre(tone_manifest):
-    task = build_task(tone_manifest, TaskOptions(task="frame_phone", min_count=1))
+    silence = TaskOptions(task="phone").silence_labels  # the phone task's, to compare class sets
+    task = build_task(tone_manifest, TaskOptions(task="frame_phone", min_count=1, silence_labels=silence))
     phones = build_task(tone_manifest, TaskOptions(task="phone", min_count=1))
     assert sorted(task.classes) == sorted(phones.classes)
     silence_frames = 0
@@ -71,9 +72,10 @@ def test_frame_task_labels_every_frame_by_the_phone_at_its_centre(tone_manifest)
     assert task.label_counts("train").sum() > 6 * phones.label_counts("train").sum()
 
 
-def test_silence_is_a_class_when_no_silence_labels_are_given(tone_manifest):
-    task = build_task(tone_manifest, TaskOptions(task="frame_phone", min_count=1, silence_labels=()))
-    assert "sil" in task.classes and task.dropped["train"]["silence"] == 0
+def test_silence_is_a_class_by_default_as_in_phone_linear(tone_manifest):
+    for options in (TaskOptions(task="frame_phone", min_count=1), TaskOptions(task="frame_phone", silence_labels=())):
+        task = build_task(tone_manifest, options)
+        assert "sil" in task.classes and task.dropped["train"]["silence"] == 0
 
 
 def test_frames_per_utterance_keeps_a_seeded_subset(tone_manifest):
