@@ -14,7 +14,7 @@ from tqdm import tqdm
 from s3prl_mi_probe.common.provenance import file_sha256
 from s3prl_mi_probe.corpus.audio import SAMPLE_RATE, load_audio
 from s3prl_mi_probe.features.batching import length_sorted_batches
-from s3prl_mi_probe.features.cache import SPLIT_CODES, LayerCache, cache_key, key_inputs
+from s3prl_mi_probe.features.cache import SPLIT_CODES, LayerCache, cache_key, key_inputs, rows_table
 from s3prl_mi_probe.features.hidden_states import describe_upstream, hidden_state_list
 from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, valid_frames
 
@@ -84,7 +84,7 @@ class Extractor:
                 "num_chunks": len(chunks),
                 "classes": task.classes,
             }
-            LayerCache.create(root, meta, split_codes, labels)
+            LayerCache.create(root, meta, split_codes, labels, rows_table(items, split_codes, labels, task.classes))
         barrier()
         cache = LayerCache(root)
         done = cache.done_chunks()
