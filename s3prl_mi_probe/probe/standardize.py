@@ -19,16 +19,25 @@ class RunningStandardizer(nn.Module):
 
     @torch.no_grad()
     def update(self, features):
-        """Add a batch of training features ``[L, N, D]`` to the statistics."""
-        features = features.double()
+        """Add a batch of training features ``[L, N, D]`` to the statistics (float64 sums, one layer at a time)."""
         self.count += features.size(1)
-        self.total += features.sum(dim=1)
-        self.total_sq += (features * features).sum(dim=1)
+        for layer, values in enumerate(features):
+            values = values.to(self.total.device, torch.float64)
+            self.total[layer] += values.sum(dim=0)
+            self.total_sq[layer] += (values * values).sum(dim=0)
 
-    def forward(self, features):
-        """Standardise ``[L, N, D]`` with the statistics gathered so far."""
+    def _mean_scale(self):
         count = self.count.clamp_min(1)
         mean = self.total / count
         var = (self.total_sq / count - mean * mean).clamp_min(0)
-        scale = 1.0 / (var.sqrt() + self.eps)
+        return mean, 1.0 / (var.sqrt() + self.eps)
+
+    def forward(self, features):
+        """Standardise ``[L, N, D]`` with the statistics gathered so far."""
+        mean, scale = self._mean_scale()
         return ((features.double() - mean.unsqueeze(1)) * scale.unsqueeze(1)).to(features.dtype)
+
+    def affine(self, device=None):
+        """``(mean, scale)``, float32 ``[L, 1, D]`` on ``device``: ``(x - mean) * scale`` standardises ``[L, N, D]``."""
+        mean, scale = self._mean_scale()
+        return tuple(value.float().unsqueeze(1).to(device or value.device) for value in (mean, scale))
