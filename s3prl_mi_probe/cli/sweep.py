@@ -2,7 +2,13 @@
 
 from pathlib import Path
 
-from s3prl_mi_probe.cli.options import add_task_filter_options, comma_list, task_options
+from s3prl_mi_probe.cli.options import (
+    add_probe_options,
+    add_task_filter_options,
+    comma_list,
+    probe_settings,
+    task_options,
+)
 
 
 def register_sweep_command(commands):
@@ -20,7 +26,6 @@ def register_sweep_command(commands):
     sweep.add_argument("--manifest", type=Path, required=True, help="TSV: id, audio, alignment, split [, speaker]")
     sweep.add_argument("--task", choices=["phone", "word"], required=True)
     sweep.add_argument("--out", type=Path, required=True)
-    sweep.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     sweep.add_argument(
         "--slicing",
         choices=["feature", "audio"],
@@ -31,30 +36,16 @@ def register_sweep_command(commands):
     sweep.add_argument("--cache-dir", type=Path, help="feature cache (default: OUT/cache)")
     sweep.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="cached feature type")
     sweep.add_argument("--batch-size", type=int, default=8, help="utterances per upstream forward")
-    sweep.add_argument(
-        "--probe",
-        action="append",
-        metavar="KIND",
-        help="linear (default), mlp1, mlp2, finetune; repeat or comma-separate for several curves",
+    add_probe_options(
+        sweep,
+        kinds_help="linear (default), mlp1, mlp2, finetune",
+        control_help="control task keyed on segment, word_type (phone task) or speaker: adds selectivity",
     )
-    sweep.add_argument("--mlp-width", type=int, default=256, help="hidden units of mlp1/mlp2 probes")
     sweep.add_argument(
         "--finetune-layers",
         action="append",
         metavar="L",
         help="layers to fine-tune from (comma-separated; default: every layer)",
-    )
-    sweep.add_argument(
-        "--control",
-        metavar="KEY",
-        help="control task keyed on segment, word_type (phone task) or speaker: adds selectivity",
-    )
-    sweep.add_argument("--seeds", type=int, default=1, help="train every probe with this many seeds (mean, std)")
-    sweep.add_argument("--mdl", action="store_true", help="MDL online codelength and compression per layer")
-    sweep.add_argument(
-        "--hard-margin",
-        action="store_true",
-        help="max-margin (Crammer-Singer) of layers whose train features are separable",
     )
     sweep.set_defaults(handler=_sweep)
 
@@ -66,18 +57,11 @@ def _sweep(args):
 
     try:
         settings = SweepSettings(
-            device=args.device,
+            **probe_settings(args),
             slicing=args.slicing,
             dtype=args.dtype,
             batch_size=args.batch_size,
-            probes=comma_list(args.probe or ["linear"]),
-            hidden_dim=args.mlp_width,
-            control=args.control,
-            seeds=args.seeds,
-            mdl=args.mdl,
-            hard_margin=args.hard_margin,
             finetune_layers=tuple(map(int, comma_list(args.finetune_layers))) if args.finetune_layers else None,
-            seed=args.seed,
             cache_dir=args.cache_dir,
         )
         upstreams = [UpstreamSpec.parse(spec) for spec in args.upstream]

@@ -54,13 +54,18 @@ def control_labels(task, key, seed=0):
     if missing:
         source = "a 'words' tier in its TextGrid" if key == "word_type" else "a speaker in the manifest"
         raise ValueError(f"control key {key!r} needs {source}; missing for: {', '.join(missing)}")
-    train_counts = task.label_counts("train")
     values = sorted({value for split_keys in keys.values() for value in split_keys})
-    drawn = rng.choice(len(task.classes), size=len(values), p=train_counts / train_counts.sum())
-    label_of = dict(zip(values, drawn))
+    label_of = dict(zip(values, draw_key_labels(len(values), task.label_counts("train"), rng)))
     return {
         split: np.array([label_of[value] for value in split_keys], dtype=np.int64) for split, split_keys in keys.items()
     }
+
+
+def draw_key_labels(num_values, train_counts, rng):
+    """The control label of each of ``num_values`` key values (in a fixed order), drawn once with ``rng``
+    from the train label distribution ``train_counts`` (counts per class)."""
+    train_counts = np.asarray(train_counts, dtype=np.float64)
+    return rng.choice(len(train_counts), size=num_values, p=train_counts / train_counts.sum())
 
 
 def control_task(task, controls):

@@ -97,9 +97,8 @@ class LayerCache:
     @staticmethod
     def unfinished(root):
         """Whether ``root`` is a cache laid out by an extraction that has not finished (no complete.json)."""
-        root = Path(root)
-        meta = root / "meta.json"
-        return meta.is_file() and "num_chunks" in json.loads(meta.read_text()) and not (root / "complete.json").is_file()
+        meta, complete = Path(root) / "meta.json", Path(root) / "complete.json"
+        return meta.is_file() and "num_chunks" in json.loads(meta.read_text()) and not complete.is_file()
 
     @property
     def complete(self):

@@ -30,7 +30,7 @@ REQUIRED_COLUMNS = ("split", "label")
 GROUP_COLUMN = "group"
 FEATURE_DTYPES = (np.dtype("float16"), np.dtype("float32"))
 REQUIRED_SPLITS = ("train", "test")
-SCAN_BYTES = 64 << 20  # rows read at a time when checking values
+SCAN_BYTES = 16 << 20  # rows read at a time when checking values
 EXAMPLES = 5  # line numbers shown per problem
 
 
