@@ -1,8 +1,6 @@
 """The probe command on features folders: outputs, dev carving, subsampling, controls, layers across ranks."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -97,18 +95,8 @@ def test_analyses_on_a_folder_record_their_subsample(features, tmp_path):
     assert json.loads((tmp_path / "sweep.json").read_text())["provenance"]["hard_margin_segments"] == 300
 
 
-def test_torchrun_shares_the_layers_and_gives_the_rows_of_one_process(features, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "s3prl_mi_probe",
-        *probe_command(features, tmp_path / "ranks", "--probe", "linear,mlp1", "--mlp-width", "8"),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+def test_torchrun_shares_the_layers_and_gives_the_rows_of_one_process(features, tmp_path, torchrun_cli):
+    result = torchrun_cli(*probe_command(features, tmp_path / "ranks", "--probe", "linear,mlp1", "--mlp-width", "8"))
     assert result.returncode == 0, result.stderr[-4000:]
     assert main(probe_command(features, tmp_path / "one", "--probe", "linear,mlp1", "--mlp-width", "8")) == 0
     ranks, one = (read_sweep_csv(tmp_path / name / "sweep.csv") for name in ("ranks", "one"))

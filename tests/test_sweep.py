@@ -96,20 +96,12 @@ def test_nothing_left_after_filtering_is_a_clear_error(tmp_path, tone_manifest, 
     assert not (tmp_path / "out" / "sweep.csv").exists()
 
 
-def test_torchrun_shards_extraction_into_the_same_cache(tmp_path, tone_manifest, tiny_hubert, two_upstream_sweep):
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "s3prl_mi_probe",
-        *sweep_command(tone_manifest, tmp_path / "out", f"hubert_local={tiny_hubert}"),
-        "--batch-size",
-        "8",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+def test_torchrun_shards_extraction_into_the_same_cache(
+    tmp_path, tone_manifest, tiny_hubert, two_upstream_sweep, torchrun_cli
+):
+    result = torchrun_cli(
+        *sweep_command(tone_manifest, tmp_path / "out", f"hubert_local={tiny_hubert}"), "--batch-size", "8"
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     [sharded] = [LayerCache(root) for root in (tmp_path / "out" / "cache").iterdir()]
     journals = sorted(path.name for path in sharded.root.glob("done-rank*.txt"))

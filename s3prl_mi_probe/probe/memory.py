@@ -19,6 +19,7 @@ STATE_COPIES = 12  # parameters, gradients, Adam's two moments, the epoch averag
 EVAL_SHARE = 8  # an evaluation chunk may take 1/EVAL_SHARE of the budget
 DEVICE_SHARE = 0.85  # of the free device memory, what resident rows and the bank may take
 MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 64, 4096
+LOAD_BLOCK_BYTES = 256 << 20  # largest block read at a time when loading resident rows
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 
 
@@ -41,7 +42,8 @@ class MemoryPlan:
     """Where the rows of train and dev live and in what pieces they are read.
 
     ``block_rows``: rows of a streamed block (train's size when resident); ``chunk_rows``: rows of an
-    evaluation chunk; ``storage``: dtype of resident rows; ``pinned``: streamed blocks use pinned memory.
+    evaluation chunk; ``read_rows``: rows read at a time to load resident rows or to evaluate a split;
+    ``storage``: dtype of resident rows; ``pinned``: streamed blocks use pinned memory.
     """
 
     device: str
@@ -49,6 +51,7 @@ class MemoryPlan:
     dev_resident: bool
     block_rows: int
     chunk_rows: int
+    read_rows: int
     storage: str = "float32"
     pinned: bool = False
 
@@ -89,15 +92,19 @@ def plan_memory(
         room, storage_bytes = budget - state_bytes - eval_bytes, row_bytes
         host_room = room
     storage = "float16" if on_cuda else "float32"
-    if (num_train + num_dev) * storage_bytes <= room:
-        return MemoryPlan(str(device), True, True, max(num_train, 1), chunk_rows, storage, on_cuda)
+    resident_bytes = (num_train + num_dev) * storage_bytes
+    # Resident rows are loaded through blocks read one ahead, which must fit beside them.
+    left = host_room - (0 if on_cuda else resident_bytes)
+    largest_read = max(1, LOAD_BLOCK_BYTES // row_bytes)
+    read_rows = min(largest_read, int(left // (STREAM_COPIES * row_bytes)))
+    if resident_bytes <= room and read_rows >= min(batch_size, largest_read):
+        return MemoryPlan(str(device), True, True, max(num_train, 1), chunk_rows, read_rows, storage, on_cuda)
     dev_resident = num_dev * storage_bytes <= room / 2
     if dev_resident and not on_cuda:
         host_room -= num_dev * storage_bytes
     block_rows = max(batch_size, int(host_room // (STREAM_COPIES * row_bytes)) // batch_size * batch_size)
-    return MemoryPlan(
-        str(device), False, dev_resident, min(block_rows, max(num_train, 1)), chunk_rows, storage, on_cuda
-    )
+    block_rows = min(block_rows, max(num_train, 1))
+    return MemoryPlan(str(device), False, dev_resident, block_rows, chunk_rows, block_rows, storage, on_cuda)
 
 
 def _chunk_rows(budget, num_layers, dim, num_classes):

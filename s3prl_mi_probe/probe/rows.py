@@ -16,8 +16,6 @@ from tqdm import tqdm
 
 from s3prl_mi_probe.probe.memory import RING_SLOTS
 
-LOAD_BLOCK_BYTES = 256 << 20  # staging size when loading resident rows
-
 
 def prefetched(loaders):
     """Results of the zero-argument callables ``loaders`` in order, each started while the previous is in use."""
@@ -152,8 +150,8 @@ def load_rows(source, targets, plan, resident, standardizer=None, fit_statistics
     storage = torch.empty(
         source.num_layers, source.num_rows, source.dim, dtype=getattr(torch, plan.storage), device=device
     )
-    staging_rows = max(1, LOAD_BLOCK_BYTES // max(source.row_bytes(), 1))
-    spans = [(start, min(start + staging_rows, source.num_rows)) for start in range(0, source.num_rows, staging_rows)]
+    starts = range(0, source.num_rows, plan.read_rows)
+    spans = [(start, min(start + plan.read_rows, source.num_rows)) for start in starts]
     bar = tqdm(total=source.num_rows, desc="load rows", unit="row", disable=not progress or len(spans) < 4, leave=False)
     for (start, stop), block in zip(spans, prefetched(partial(source.read, *span) for span in spans)):
         if fit_statistics:

@@ -289,8 +289,7 @@ class LayerProbes:
         """Standardised ``(features, targets)`` chunks of ``source`` on the fitted device, in bounded memory."""
         plan = self.memory_plan_
         affine = self.standardizer_.affine(plan.device)
-        block_rows = max(plan.block_rows, plan.chunk_rows)
-        return StreamedRows(source, targets, affine, block_rows, plan.device, plan.pinned).chunks(plan.chunk_rows)
+        return StreamedRows(source, targets, affine, plan.read_rows, plan.device, plan.pinned).chunks(plan.chunk_rows)
 
     @property
     def probe_input_dim(self):

@@ -119,7 +119,7 @@ def test_float16_rows_standardised_on_use_match_float32_rows(folder):
     targets = torch.as_tensor(folder.columns["label"].codes[folder.rows_of("train")], dtype=torch.long)
     rows = {}
     for storage in ("float32", "float16"):
-        plan = MemoryPlan("cpu", True, True, source.num_rows, 512, storage)
+        plan = MemoryPlan("cpu", True, True, source.num_rows, 512, 1000, storage)
         standardizer = RunningStandardizer(source.num_layers, source.dim)
         rows[storage] = load_rows(source, targets, plan, True, standardizer, fit_statistics=True)
     assert rows["float16"].features.dtype == torch.float16 and rows["float16"].affine is not None
