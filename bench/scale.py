@@ -54,6 +54,7 @@ def write_gaussian_folder(root, num_rows, num_layers, dim, num_classes, seed=0, 
 
 def child(args):
     """Fit and evaluate in this process; print one JSON line of measurements."""
+    from s3prl_mi_probe.common.allocator import release_large_blocks
     from s3prl_mi_probe.common.peak_memory import PeakMemory
     from s3prl_mi_probe.features.folder import FeaturesFolder
     from s3prl_mi_probe.probe import train as estimator
@@ -73,6 +74,7 @@ def child(args):
     estimator.train_bank = timed(estimator.train_bank, "epochs_s")  # Adam epochs with their dev evaluations
     estimator.polish_bank = timed(estimator.polish_bank, "polish_s")
 
+    release_large_blocks()  # as the probe and sweep commands do
     start = time.perf_counter()
     folder = FeaturesFolder(args.child)  # checks every value for NaN/inf, as `probe` does
     check_s = time.perf_counter() - start

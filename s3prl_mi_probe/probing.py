@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from s3prl_mi_probe.analyses.hard_margin import HARD_MARGIN_ROWS, sampled_hard_margins
+from s3prl_mi_probe.common.allocator import release_large_blocks
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, package_versions
 from s3prl_mi_probe.common.table import format_table
@@ -245,6 +246,7 @@ def run_probe(features_dir, out, settings=ProbeSettings(), upstream=None, task=N
     """
     from s3prl_mi_probe.report.outputs import write_sweep_outputs
 
+    release_large_blocks()
     folder = open_features_folder(features_dir, progress)
     controls = None if settings.control is None else folder_control_labels(folder, settings.control, settings.seed)
     sources, notes = folder_splits(folder, settings)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from s3prl_mi_probe.common.allocator import release_large_blocks
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
 from s3prl_mi_probe.corpus.control import check_control_key, control_labels, control_task
@@ -62,6 +63,7 @@ def run_sweep(upstreams, manifest, task_options, out, settings=SweepSettings(), 
     problem before any upstream is loaded.
     """
     out, manifest = Path(out), Path(manifest)
+    release_large_blocks()
     if settings.control is not None:
         check_control_key(settings.control, task_options.task)
     task = build_task(manifest, task_options)

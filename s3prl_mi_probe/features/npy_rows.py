@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 MERGE_GAP_ROWS = 8  # rows between two wanted rows read through rather than paying another system call
-MAX_RUN_BYTES = 64 << 20  # largest single read
+MAX_RUN_BYTES = 16 << 20  # largest single read
 
 
 class NpyRows:

@@ -119,10 +119,12 @@ class RowSource:
         if out is None:
             out = torch.empty(self.num_layers, count, self.dim)
         where = slice(start, stop) if self.rows is None else self.rows[start:stop]
+        scratch = {}  # one read buffer per file dtype and width, shared by the layers
         for index, layer in enumerate(self.layers):
             width = self.layer_dims[index]
             if isinstance(layer, NpyRows):
-                values = torch.from_numpy(layer.read(where))
+                buffer = scratch.setdefault((layer.dtype, width), np.empty((count, width), dtype=layer.dtype))
+                values = torch.from_numpy(layer.read(where, out=buffer))
             elif torch.is_tensor(layer):
                 values = layer[where if isinstance(where, slice) else torch.as_tensor(where)]
             else:

@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+UPDATE_ROWS = 1024  # rows converted to float64 at a time
+
 
 class RunningStandardizer(nn.Module):
     """Accumulates mean and variance of training features ``[L, N, D]`` and standardises with them.
@@ -19,12 +21,13 @@ class RunningStandardizer(nn.Module):
 
     @torch.no_grad()
     def update(self, features):
-        """Add a batch of training features ``[L, N, D]`` to the statistics (float64 sums, one layer at a time)."""
+        """Add a batch of training features ``[L, N, D]`` to the statistics (float64 sums, a few rows at a time)."""
         self.count += features.size(1)
         for layer, values in enumerate(features):
-            values = values.to(self.total.device, torch.float64)
-            self.total[layer] += values.sum(dim=0)
-            self.total_sq[layer] += (values * values).sum(dim=0)
+            for rows in values.split(UPDATE_ROWS):
+                rows = rows.to(self.total.device, torch.float64)
+                self.total[layer] += rows.sum(dim=0)
+                self.total_sq[layer] += (rows * rows).sum(dim=0)
 
     def _mean_scale(self):
         count = self.count.clamp_min(1)

@@ -1,7 +1,6 @@
 """Out-of-core probe training: streamed rows agree with resident ones, and memory stays flat as rows grow."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -153,10 +152,12 @@ def test_unseen_test_labels_are_dropped_with_a_warning(folder):
 
 MEASURE = """
 import json, sys
+from s3prl_mi_probe.common.allocator import release_large_blocks
 from s3prl_mi_probe.common.peak_memory import PeakMemory
 from s3prl_mi_probe.features.folder import FeaturesFolder
 from s3prl_mi_probe.probe.train import LayerProbes
 
+assert release_large_blocks()  # as the probe and sweep commands do
 folder = FeaturesFolder(sys.argv[1], check_values=False)  # the value scan reads in chunks of its own
 probes = LayerProbes(l2_grid=(1e-3, 1e-2), max_epochs=2, polish_steps=2, progress=False, memory_budget=16 << 20)
 with PeakMemory() as memory:
@@ -165,11 +166,6 @@ with PeakMemory() as memory:
 print(json.dumps({"anon": memory.peak_anon - memory.baseline_anon, "hwm": memory.peak_hwm - memory.baseline_hwm,
                   "resident": probes.memory_plan_.train_resident}))
 """
-
-
-# glibc keeps freed blocks below a threshold it raises as it goes (up to 32 MB) for reuse; a fixed
-# threshold returns them at once, so the numbers are what the code holds, not the allocator's cache.
-ALLOCATOR_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
 def test_peak_memory_stays_flat_when_the_rows_grow_fourfold(tmp_path):
@@ -183,9 +179,7 @@ def test_peak_memory_stays_flat_when_the_rows_grow_fourfold(tmp_path):
         root = write_features_folder(
             tmp_path / str(num_rows), [layer.astype(np.float16) for layer in layers], splits, labels
         )
-        result = subprocess.run(
-            [sys.executable, "-c", MEASURE, str(root)], capture_output=True, text=True, timeout=600, env=ALLOCATOR_ENV
-        )
+        result = subprocess.run([sys.executable, "-c", MEASURE, str(root)], capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         growth[num_rows] = json.loads(result.stdout)
         assert not growth[num_rows]["resident"]
