@@ -9,11 +9,11 @@ Importing this package is cheap (no torch): the s3prl integration is applied by 
 
 __version__ = "0.1.0"
 
-_LAZY_PROBE_API = ("probe_layers", "fit_layer_probes")
+_LAZY_PROBE_API = ("probe_layers", "fit_layer_probes", "LayerProbes")
 
 
 def __getattr__(name):
-    """``probe_layers`` and ``fit_layer_probes`` from :mod:`s3prl_mi_probe.probe.train`, imported on first use."""
+    """The probe API (``probe_layers``, ``fit_layer_probes``, ``LayerProbes``), imported on first use."""
     if name in _LAZY_PROBE_API:
         from s3prl_mi_probe.probe import train
 

@@ -1,5 +1,8 @@
 """Shared test inputs, built once per session: real WAV/TextGrid corpora and a tiny random HuBERT."""
 
+import subprocess
+import sys
+
 import pytest
 
 from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
@@ -26,3 +29,16 @@ def tiny_hubert(tmp_path_factory):
     from s3prl_mi_probe.demo.random_upstreams import write_random_hubert
 
     return write_random_hubert(tmp_path_factory.mktemp("upstreams") / "tiny_hubert.pt")
+
+
+@pytest.fixture(scope="session")
+def torchrun_cli():
+    """Runs ``s3prl-mi-probe ARGS`` under ``torchrun --standalone --nproc_per_node=2`` (gloo on the CPU)."""
+
+    def run(*args, timeout=900):
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        return subprocess.run(
+            [*command, "-m", "s3prl_mi_probe", *args], capture_output=True, text=True, timeout=timeout
+        )
+
+    return run

@@ -15,6 +15,7 @@ from s3prl_mi_probe.cli import main
 from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 from s3prl_mi_probe.features.cache import LayerCache
+from s3prl_mi_probe.features.folder import FeaturesFolder
 from s3prl_mi_probe.metrics.columns import SWEEP_COLUMNS
 from s3prl_mi_probe.report.rows import read_sweep_csv
 
@@ -50,6 +51,24 @@ def test_sweep_writes_rows_for_every_upstream_layer_and_split(two_upstream_sweep
     assert provenance["upstreams"][1]["checkpoint_sha256"] and provenance["versions"]["s3prl"] == "0.4.18"
 
 
+def test_probe_re_probes_a_finished_sweep_from_its_cache(two_upstream_sweep, tmp_path):
+    [cache] = [root for root in (two_upstream_sweep / "cache").iterdir() if root.name.startswith("fbank-")]
+    folder = FeaturesFolder(cache)
+    assert list(folder.columns) == ["split", "label", "group", "speaker", "word_type"]
+    assert list(folder.columns["label"].values) == sorted(folder.meta["classes"])
+    assert main(["probe", str(cache), "--out", str(tmp_path), "--probe", "linear,mlp1", "--mlp-width", "16"]) == 0
+    probed = read_sweep_csv(tmp_path / "sweep.csv")
+    swept = [row for row in read_sweep_csv(two_upstream_sweep / "sweep.csv") if row["upstream"] == "fbank"]
+    linear = [row for row in probed if row["probe"] == "linear"]
+    assert [(row["layer"], row["split"]) for row in linear] == [(row["layer"], row["split"]) for row in swept]
+    for again, first in zip(linear, swept):
+        assert again["mi_bits"] == pytest.approx(first["mi_bits"], abs=1e-6)
+    assert {(row["upstream"], row["task"], row["probe"]) for row in probed} == {
+        ("fbank", "phone", "linear"),
+        ("fbank", "phone", "mlp1"),
+    }
+
+
 def test_compare_two_sweeps(tmp_path, two_upstream_sweep, tone_manifest):
     second = tmp_path / "word_sweep"
     assert main(sweep_command(tone_manifest, second, "fbank", task="word")) == 0
@@ -79,20 +98,12 @@ def test_nothing_left_after_filtering_is_a_clear_error(tmp_path, tone_manifest, 
     assert not (tmp_path / "out" / "sweep.csv").exists()
 
 
-def test_torchrun_shards_extraction_into_the_same_cache(tmp_path, tone_manifest, tiny_hubert, two_upstream_sweep):
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "s3prl_mi_probe",
-        *sweep_command(tone_manifest, tmp_path / "out", f"hubert_local={tiny_hubert}"),
-        "--batch-size",
-        "8",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+def test_torchrun_shards_extraction_into_the_same_cache(
+    tmp_path, tone_manifest, tiny_hubert, two_upstream_sweep, torchrun_cli
+):
+    result = torchrun_cli(
+        *sweep_command(tone_manifest, tmp_path / "out", f"hubert_local={tiny_hubert}"), "--batch-size", "8"
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     [sharded] = [LayerCache(root) for root in (tmp_path / "out" / "cache").iterdir()]
     journals = sorted(path.name for path in sharded.root.glob("done-rank*.txt"))
@@ -104,6 +115,10 @@ def test_torchrun_shards_extraction_into_the_same_cache(tmp_path, tone_manifest,
         np.testing.assert_allclose(np.asarray(sharded.layer(k)), np.asarray(single.layer(k)), rtol=1e-4, atol=1e-5)
     rows = read_sweep_csv(tmp_path / "out" / "sweep.csv")
     assert {row["layer"] for row in rows} == {0, 1, 2}
+    # The two processes shared the layers for training: the rows are those of one process.
+    alone = [row for row in read_sweep_csv(two_upstream_sweep / "sweep.csv") if row["upstream"] != "fbank"]
+    assert [(row["layer"], row["split"]) for row in rows] == [(row["layer"], row["split"]) for row in alone]
+    assert all(abs(shared["mi_bits"] - one["mi_bits"]) < 0.005 for shared, one in zip(rows, alone))
 
 
 def test_sweep_analyses_on_cached_features(tmp_path, tone_manifest):

@@ -44,7 +44,12 @@ import numpy as np
 import torch
 
 from s3prl_mi_probe.probe.arrays import stack_layers
+from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET
+from s3prl_mi_probe.probe.source import as_source
+from s3prl_mi_probe.probe.standardize import RunningStandardizer
+from s3prl_mi_probe.probe.subsample import stratified_subsample
 
+HARD_MARGIN_ROWS = 10_000
 STAGE_FACTOR = 10.0
 HISTORY = 10
 ARMIJO = 1e-4
@@ -77,6 +82,33 @@ def hard_margins(
     solver = _SquaredHingeBank(features, targets, num_classes, bias, initial_c)
     weights = solver.solve(tol, resolution, max_stages, max_iter, grad_tol)
     return [_certified_margin(layer, targets, weight, bias) for layer, weight in zip(features, weights)]
+
+
+def sampled_hard_margins(train, max_rows=HARD_MARGIN_ROWS, seed=0, device="cpu", memory_budget=DEFAULT_MEMORY_BUDGET):
+    """Hard margin of every layer of ``train`` (``(X, y)`` or a RowSource), and the number of rows it used.
+
+    The solver's cost grows faster than linearly with the rows, so at most ``max_rows`` train rows are
+    used: all of them when there are no more, else a seeded, class-stratified subsample (a subsample
+    of a separable set is separable, and its margin is at least the full set's). The rows are
+    standardised with their own statistics. Layers are solved in groups whose features and solver
+    state fit ``memory_budget``; each layer is an independent problem, so grouping changes nothing.
+    """
+    source = as_source(train, name="train")
+    if source.num_rows > max_rows:
+        source = source.subset(stratified_subsample(source.labels, max_rows, seed=seed))
+    num_classes = np.unique(source.labels).size
+    layer_bytes = 4 * (
+        2 * source.num_rows * (source.dim + 6 * num_classes) + 2 * HISTORY * (source.dim + 1) * num_classes
+    )
+    group = max(1, int(memory_budget // layer_bytes))
+    margins = []
+    for first in range(0, source.num_layers, group):
+        part = source.select_layers(source.layer_ids[first : first + group])
+        features = part.read()
+        standardizer = RunningStandardizer(part.num_layers, part.dim)
+        standardizer.update(features)
+        margins += hard_margins(standardizer(features), part.labels, device=device)
+    return margins, source.num_rows
 
 
 def _certified_margin(features, targets, weight, bias):

@@ -3,8 +3,9 @@
 Protocol. The N training rows are put in one seeded random order (:func:`coding_order`) and cut into
 blocks that end at the fractions :data:`BLOCK_PERCENTS` of N (:func:`block_ends`). The first block
 (t₁ rows) is sent with the uniform code, t₁·log₂K bits for K classes. Every later block is sent with a
-probe trained on all rows before it (``fit_layer_probes``, L2 and early stopping chosen on a fixed dev
-set, all K classes as outputs): its cost is the block's summed cross-entropy under that probe.
+probe trained on all rows before it (:class:`~s3prl_mi_probe.probe.train.LayerProbes`, L2 and early
+stopping chosen on a fixed dev set, all K classes as outputs): its cost is the block's summed
+cross-entropy under that probe.
 
 Units. ``mdl_bits`` is the total codelength of the N training labels in bits (not per row);
 ``compression`` is the uniform codelength N·log₂K divided by ``mdl_bits``: above 1 when the features
@@ -17,12 +18,11 @@ from fractions import Fraction
 from itertools import pairwise
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from s3prl_mi_probe.metrics.bounds import cross_entropy_bits
-from s3prl_mi_probe.probe.arrays import encode_labels, stack_layers
-from s3prl_mi_probe.probe.train import fit_layer_probes
+from s3prl_mi_probe.probe.arrays import encode_labels
+from s3prl_mi_probe.probe.source import as_source
+from s3prl_mi_probe.probe.train import LayerProbes
 
 BLOCK_PERCENTS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.25, 12.5, 25, 50, 100)
 
@@ -44,35 +44,30 @@ def coding_order(num_rows, seed=0):
     return np.random.default_rng(seed).permutation(num_rows)
 
 
-def online_codelength(train, dev, classes, seed=0, progress=True, **fit_options):
-    """Per-layer online codelength of ``train = (X, y)``: ``[{"mdl_bits", "compression"}, ...]``, one per layer.
+def online_codelength(train, dev, classes, seed=0, progress=True, **estimator_params):
+    """Per-layer online codelength of ``train``: ``[{"mdl_bits", "compression"}, ...]``, one per layer.
 
-    ``X`` is ``[L, N, D]`` or a list of L ``[N, D_l]`` arrays, ``y`` labels ``[N]``, all in ``classes``;
-    ``dev = (X, y)`` chooses each block's probe. ``seed`` fixes the coding order and the probe fits;
-    ``fit_options`` go to :func:`fit_layer_probes` (e.g. a short ``l2_grid``, ``max_epochs``, ``device``).
-    ``progress`` shows a bar over the blocks.
+    ``train`` is ``(X, y)`` (``X`` ``[L, N, D]`` or a list of L ``[N, D_l]`` arrays) or a RowSource, its
+    labels all in ``classes``; ``dev`` likewise chooses each block's probe. ``seed`` fixes the coding order
+    and the probe fits; ``estimator_params`` go to :class:`~s3prl_mi_probe.probe.train.LayerProbes` (e.g.
+    ``kind``, a short ``l2_grid``, ``max_epochs``, ``device``, ``memory_budget``, ``layers``). Every fit and
+    every block's code is computed from the source in bounded memory. ``progress`` shows a bar over the blocks.
     """
     classes = np.unique(np.asarray(classes))
     if classes.size < 2:
         raise ValueError("online codelength needs at least two classes")
-    labels = np.asarray(train[1])
-    order = coding_order(labels.size, seed)
-    features, labels = stack_layers(train[0])[:, torch.as_tensor(order)], labels[order]
-    targets, known = encode_labels(labels, classes)
-    if not known.all():
+    train = as_source(train, name="train")
+    ordered = train.subset(coding_order(train.num_rows, seed))
+    if not encode_labels(ordered.labels, classes)[1].all():
         raise ValueError("train labels outside the given classes")
-    ends = block_ends(labels.size)
+    ends = block_ends(ordered.num_rows)
     uniform_bits_per_row = math.log2(classes.size)
-    codelength = np.full(features.shape[0], ends[0] * uniform_bits_per_row)
+    num_layers = len(estimator_params.get("layers") or ordered.layer_ids)
+    codelength = np.full(num_layers, ends[0] * uniform_bits_per_row)
     blocks = tqdm(list(pairwise(ends)), desc="MDL blocks", unit="block", disable=not progress, leave=False)
     for start, end in blocks:
-        fitted = fit_layer_probes(
-            (features[:, :start], labels[:start]), dev=dev, classes=classes, seed=seed, progress=False, **fit_options
-        )
-        device = next(fitted.probe.parameters()).device
-        with torch.no_grad():
-            logits = fitted.probe(fitted.standardizer(features[:, start:end].to(device)))
-            block_bits = cross_entropy_bits(logits, targets[start:end].to(device)).double().sum(dim=1)
-        codelength += block_bits.cpu().numpy()
-    uniform = labels.size * uniform_bits_per_row
+        probes = LayerProbes(**{**estimator_params, "classes": classes, "seed": seed, "progress": False})
+        probes.fit(ordered.subset(np.arange(start)), dev=dev)
+        codelength += probes.summed_cross_entropy_bits(ordered.subset(np.arange(start, end)))
+    uniform = ordered.num_rows * uniform_bits_per_row
     return [{"mdl_bits": float(bits), "compression": uniform / float(bits)} for bits in codelength]

@@ -14,6 +14,7 @@ from s3prl_mi_probe.cli.config import register_config_command
 from s3prl_mi_probe.cli.corpus import register_corpus_commands
 from s3prl_mi_probe.cli.demo import register_demo_command
 from s3prl_mi_probe.cli.parser import CommandParser
+from s3prl_mi_probe.cli.probe import register_probe_command
 from s3prl_mi_probe.cli.sweep import register_sweep_command
 from s3prl_mi_probe.cli.synth import register_synth_command
 
@@ -29,6 +30,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_config_command(commands)
     register_sweep_command(commands)
+    register_probe_command(commands)
     register_corpus_commands(commands)
     register_synth_command(commands)
     register_compare_command(commands)

@@ -1,10 +1,11 @@
-"""Option groups and argument types shared by several subcommands: the task's segment filters,
-comma lists, upstream specifications, existing folders."""
+"""Option groups and argument types shared by several subcommands: the task's segment filters, the
+probes and analyses, comma lists, upstream specifications, existing folders."""
 
 import argparse
 from pathlib import Path
 
 from s3prl_mi_probe.corpus.task import TASK_DEFAULT, TaskOptions, describe_task_default
+from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, parse_size
 
 
 def comma_list(values):
@@ -92,3 +93,70 @@ def task_options(args):
         seed=args.seed,
         frames_per_utterance=args.frames_per_utterance,
     )
+
+
+def _size(text):
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_probe_options(parser, kinds_help, control_help, control_choices=None):
+    """The probe and analysis options ``sweep`` and ``probe`` share: device, kinds, control, seeds, MDL, hard
+    margin, memory budget, train subsampling."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument(
+        "--probe", action="append", metavar="KIND", help=f"{kinds_help}; repeat or comma-separate for several curves"
+    )
+    parser.add_argument("--mlp-width", type=int, default=256, help="hidden units of mlp1/mlp2 probes")
+    parser.add_argument("--control", metavar="KEY", choices=control_choices, help=control_help)
+    parser.add_argument("--seeds", type=int, default=1, help="train every probe with this many seeds (mean, std)")
+    parser.add_argument("--mdl", action="store_true", help="MDL online codelength and compression per layer")
+    parser.add_argument(
+        "--hard-margin",
+        action="store_true",
+        help="max-margin (Crammer-Singer) of layers whose train features are separable",
+    )
+    parser.add_argument(
+        "--hard-margin-rows",
+        type=int,
+        metavar="N",
+        help="solve the hard margin on a seeded, class-stratified subsample of at most N train rows (default: 10000)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=_size,
+        default=DEFAULT_MEMORY_BUDGET,
+        metavar="SIZE",
+        help=f"memory probe training may hold above the process's baseline, per process (e.g. 512M, 8G; "
+        f"default {DEFAULT_MEMORY_BUDGET >> 30}G); larger data is streamed from disk",
+    )
+    parser.add_argument(
+        "--max-train-segments",
+        type=int,
+        metavar="N",
+        help="train on a seeded, class-stratified subsample of at most N train segments",
+    )
+    parser.add_argument(
+        "--max-per-class", type=int, metavar="K", help="train on at most K segments of each class (seeded)"
+    )
+
+
+def probe_settings(args, default_kind="linear"):
+    """The :class:`~s3prl_mi_probe.probing.ProbeSettings` fields of :func:`add_probe_options`'s arguments."""
+    optional = {"hard_margin_rows": args.hard_margin_rows} if args.hard_margin_rows is not None else {}
+    return {
+        **optional,
+        "device": args.device,
+        "probes": comma_list(args.probe or [default_kind]),
+        "hidden_dim": args.mlp_width,
+        "control": args.control,
+        "seeds": args.seeds,
+        "mdl": args.mdl,
+        "hard_margin": args.hard_margin,
+        "memory_budget": args.memory_budget,
+        "max_train_segments": args.max_train_segments,
+        "max_per_class": args.max_per_class,
+        "seed": args.seed,
+    }

@@ -2,7 +2,14 @@
 
 from pathlib import Path
 
-from s3prl_mi_probe.cli.options import add_task_filter_options, comma_list, task_options, upstream_argument
+from s3prl_mi_probe.cli.options import (
+    add_probe_options,
+    add_task_filter_options,
+    comma_list,
+    probe_settings,
+    task_options,
+    upstream_argument,
+)
 from s3prl_mi_probe.corpus.control import CONTROL_KEYS
 from s3prl_mi_probe.corpus.task import TIER_OF_TASK
 
@@ -28,7 +35,6 @@ def register_sweep_command(commands):
         help="phone: tier 'phones'; word: 'words'; frame_phone: one sample per labelled 10 ms frame of 'phones'",
     )
     sweep.add_argument("--out", type=Path, required=True, help="folder for sweep.csv, sweep.json, plots/, tb/")
-    sweep.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     sweep.add_argument(
         "--slicing",
         choices=["feature", "audio"],
@@ -39,30 +45,17 @@ def register_sweep_command(commands):
     sweep.add_argument("--cache-dir", type=Path, help="feature cache (default: OUT/cache)")
     sweep.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="cached feature type")
     sweep.add_argument("--batch-size", type=int, default=8, help="utterances per upstream forward")
-    sweep.add_argument(
-        "--probe",
-        action="append",
-        metavar="KIND",
-        help="linear (default), mlp1, mlp2, finetune; repeat or comma-separate for several curves",
+    add_probe_options(
+        sweep,
+        kinds_help="linear (default), mlp1, mlp2, finetune",
+        control_help="control task keyed on segment, word_type (phone task) or speaker: adds selectivity",
+        control_choices=CONTROL_KEYS,
     )
-    sweep.add_argument("--mlp-width", type=int, default=256, help="hidden units of mlp1/mlp2 probes")
     sweep.add_argument(
         "--finetune-layers",
         action="append",
         metavar="L",
         help="layers to fine-tune from (comma-separated; default: every layer)",
-    )
-    sweep.add_argument(
-        "--control",
-        choices=CONTROL_KEYS,
-        help="control task keyed on segment, word_type (phone task) or speaker: adds selectivity",
-    )
-    sweep.add_argument("--seeds", type=int, default=1, help="train every probe with this many seeds (mean, std)")
-    sweep.add_argument("--mdl", action="store_true", help="MDL online codelength and compression per layer")
-    sweep.add_argument(
-        "--hard-margin",
-        action="store_true",
-        help="max-margin (Crammer-Singer) of layers whose train features are separable",
     )
     sweep.set_defaults(handler=_sweep, resume_hint="rerun the same command to resume: extracted batches are cached")
 
@@ -74,18 +67,11 @@ def _sweep(args):
 
     try:
         settings = SweepSettings(
-            device=args.device,
+            **probe_settings(args),
             slicing=args.slicing,
             dtype=args.dtype,
             batch_size=args.batch_size,
-            probes=comma_list(args.probe or ["linear"]),
-            hidden_dim=args.mlp_width,
-            control=args.control,
-            seeds=args.seeds,
-            mdl=args.mdl,
-            hard_margin=args.hard_margin,
             finetune_layers=tuple(map(int, comma_list(args.finetune_layers))) if args.finetune_layers else None,
-            seed=args.seed,
             cache_dir=args.cache_dir,
         )
         rows = run_sweep(args.upstream, args.manifest, task_options(args), args.out, settings)

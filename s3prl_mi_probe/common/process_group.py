@@ -1,4 +1,4 @@
-"""The process group of a sharded extraction (``torchrun --nproc_per_node=K``), or a lone process."""
+"""The process group of a sharded run (``torchrun --nproc_per_node=K``), or a lone process."""
 
 import os
 from collections.abc import Callable
@@ -7,17 +7,25 @@ from dataclasses import dataclass
 
 @dataclass
 class ProcessGroup:
-    """This process's rank, the number of processes, its device, and a barrier across them."""
+    """This process's rank, the number of processes, its device, a barrier, and a gather to rank 0."""
 
     rank: int = 0
     world_size: int = 1
     device: str = "cpu"
     barrier: Callable[[], None] = lambda: None
     close: Callable[[], None] = lambda: None
+    gather: Callable[[object], list | None] = lambda value: [value]
 
     @property
     def leader(self):
         return self.rank == 0
+
+    def share(self, items):
+        """This rank's contiguous share of ``items`` (the first ranks take one more when they do not divide)."""
+        items = list(items)
+        size, extra = divmod(len(items), self.world_size)
+        start = self.rank * size + min(self.rank, extra)
+        return items[start : start + size + (self.rank < extra)]
 
 
 def join_process_group(device="cpu"):
@@ -37,10 +45,19 @@ def join_process_group(device="cpu"):
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if on_cuda else "gloo")
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+
+    def gather(value):
+        """Every rank's ``value`` in rank order on rank 0 (None elsewhere)."""
+        gathered = [None] * world_size if rank == 0 else None
+        dist.gather_object(value, gathered, dst=0)
+        return gathered
+
     return ProcessGroup(
-        rank=dist.get_rank(),
-        world_size=dist.get_world_size(),
+        rank=rank,
+        world_size=world_size,
         device=device,
         barrier=dist.barrier,
         close=dist.destroy_process_group,
+        gather=gather,
     )

@@ -64,14 +64,25 @@ def control_labels(task, key, seed=0):
     if missing:
         source = "a 'words' tier in its TextGrid" if key == "word_type" else "a speaker in the manifest"
         raise ValueError(f"control key {key!r} needs {source}; missing for: {', '.join(missing)}")
-    train_counts = task.label_counts("train")
-    values = sorted(set(keys["train"]))
-    drawn = rng.choice(len(task.classes), size=len(values), p=train_counts / train_counts.sum())
-    label_of = dict(zip(values, drawn))
-    controls = {
-        split: np.array([label_of.get(value, UNSEEN) for value in split_keys], dtype=np.int64)
-        for split, split_keys in keys.items()
-    }
+    return keyed_control_labels(keys, task.label_counts("train"), rng, key)
+
+
+def keyed_control_labels(keys, train_counts, rng, key):
+    """Per split, the control label of each segment from its key value (``keys``: per split, one value per
+    segment): each value seen in train gets one label drawn with ``rng`` from the train label
+    distribution ``train_counts``; values never seen in train get :data:`UNSEEN`. ValueError when a
+    dev or test split is left without a scored segment."""
+    keys = {split: np.asarray(split_keys) for split, split_keys in keys.items()}
+    train_values = np.unique(keys["train"])
+    drawn = draw_key_labels(train_values.size, train_counts, rng)
+    controls = {}
+    for split, split_keys in keys.items():
+        if not split_keys.size:
+            controls[split] = np.empty(0, dtype=np.int64)
+            continue
+        position = np.minimum(np.searchsorted(train_values, split_keys), train_values.size - 1)
+        seen = train_values[position] == split_keys
+        controls[split] = np.where(seen, drawn[position], UNSEEN).astype(np.int64)
     _refuse_unlearnable(key, keys, controls)
     return controls
 
@@ -83,14 +94,13 @@ def unscored_segments(controls):
 
 def _refuse_unlearnable(key, keys, controls):
     """ValueError when a held-out split has no segment whose key value occurs in train, with the counts."""
-    noun = _KEY_NOUN[key]
-    train_values = set(keys["train"])
+    noun = _KEY_NOUN.get(key, f"{key!r} value")
     empty = [split for split, labels in controls.items() if split != "train" and not (labels != UNSEEN).any()]
     if not empty:
         return
     counts = "; ".join(
-        f"{split}: {len(set(keys[split]))} {noun}(s), {len(set(keys[split]) - train_values)} of them not in train "
-        f"({len(keys[split])} segments)"
+        f"{split}: {np.unique(keys[split]).size} {noun}(s), "
+        f"{np.setdiff1d(keys[split], keys['train']).size} of them not in train ({len(keys[split])} segments)"
         for split in empty
     )
     raise ValueError(
@@ -109,6 +119,13 @@ def per_utterance(task, controls):
         split: np.split(controls[split], np.cumsum([len(item.labels) for item in items])[:-1])
         for split, items in task.splits.items()
     }
+
+
+def draw_key_labels(num_values, train_counts, rng):
+    """The control label of each of ``num_values`` key values (in a fixed order), drawn once with ``rng``
+    from the train label distribution ``train_counts`` (counts per class)."""
+    train_counts = np.asarray(train_counts, dtype=np.float64)
+    return rng.choice(len(train_counts), size=num_values, p=train_counts / train_counts.sum())
 
 
 def control_task(task, controls):

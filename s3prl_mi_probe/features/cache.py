@@ -1,9 +1,11 @@
 """On-disk cache of pooled segment features: one memory-mapped ``.npy`` per layer.
 
-Layout of a cache folder::
+Layout of a cache folder (a features folder, see :mod:`s3prl_mi_probe.features.folder`, plus the
+extraction's own files)::
 
     meta.json              rows, layer widths, dtype, chunk count, what the key covers
     rows.npz               per row: split code and class index
+    rows.tsv               per row: split, label, and where known group (= speaker), speaker, word_type
     layer_000.npy ...      [rows, D_l] memory maps, preallocated
     done-rank<r>.txt       indices of chunks whose rows are written and flushed (one per line)
     complete.json          written last: the cache is whole
@@ -21,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from s3prl_mi_probe.common.atomic import write_json_atomic
+from s3prl_mi_probe.features.folder import GROUP_COLUMN, ROWS_FILE, write_rows_tsv
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the cache is a features folder (rows.tsv)
 SPLIT_CODES = {"train": 0, "dev": 1, "test": 2}
 
 
@@ -47,6 +50,21 @@ def key_inputs(spec, checkpoint_sha256, manifest_sha256, options, slicing, dtype
     }
 
 
+def rows_table(items, split_codes, labels, classes):
+    """The rows.tsv columns of a cache: split and label, and ``group``/``speaker`` and ``word_type``
+    (the word a phone lies in) where every utterance has them; ``items`` are ``(UtteranceSegments,
+    first row)`` in row order."""
+    split_names = {code: split for split, code in SPLIT_CODES.items()}
+    table = {"split": [split_names[int(code)] for code in split_codes], "label": [classes[k] for k in labels]}
+    utterances = [utterance for utterance, _ in items]
+    if utterances and all(item.utterance.speaker for item in utterances):
+        speakers = [str(item.utterance.speaker) for item in utterances for _ in item.labels]
+        table[GROUP_COLUMN], table["speaker"] = speakers, speakers
+    if utterances and all(item.words is not None for item in utterances):
+        table["word_type"] = [str(word) for item in utterances for word in item.words]
+    return table
+
+
 class LayerCache:
     """A cache folder: its memmaps, row labels and journal."""
 
@@ -58,11 +76,12 @@ class LayerCache:
         self.labels = arrays["labels"]
 
     @classmethod
-    def create(cls, root, meta, split_codes, labels):
-        """Lay out a new cache (memmaps preallocated); meta.json is written last, atomically."""
+    def create(cls, root, meta, split_codes, labels, table):
+        """Lay out a new cache (memmaps preallocated, ``table`` as rows.tsv); meta.json is written last, atomically."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         np.savez(root / "rows.npz", split_codes=split_codes, labels=labels)
+        write_rows_tsv(root / ROWS_FILE, table)
         for layer, dim in enumerate(meta["layer_dims"]):
             np.lib.format.open_memmap(
                 root / f"layer_{layer:03d}.npy", mode="w+", dtype=meta["dtype"], shape=(meta["num_rows"], dim)
@@ -74,6 +93,12 @@ class LayerCache:
     def exists(root):
         """Whether ``root`` holds a laid-out cache (complete or not)."""
         return (Path(root) / "meta.json").is_file()
+
+    @staticmethod
+    def unfinished(root):
+        """Whether ``root`` is a cache laid out by an extraction that has not finished (no complete.json)."""
+        meta, complete = Path(root) / "meta.json", Path(root) / "complete.json"
+        return meta.is_file() and "num_chunks" in json.loads(meta.read_text()) and not complete.is_file()
 
     @property
     def complete(self):

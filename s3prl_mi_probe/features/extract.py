@@ -15,7 +15,7 @@ from tqdm import tqdm
 from s3prl_mi_probe.common.provenance import file_sha256
 from s3prl_mi_probe.corpus.audio import SAMPLE_RATE, load_audio
 from s3prl_mi_probe.features.batching import length_sorted_batches
-from s3prl_mi_probe.features.cache import SPLIT_CODES, LayerCache, cache_key, key_inputs
+from s3prl_mi_probe.features.cache import SPLIT_CODES, LayerCache, cache_key, key_inputs, rows_table
 from s3prl_mi_probe.features.hidden_states import describe_upstream, hidden_state_list
 from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, pooling_of_task, valid_frames
 
@@ -132,7 +132,8 @@ class Extractor:
             "num_chunks": num_chunks,
             "classes": target.task.classes,
         }
-        LayerCache.create(target.root, meta, target.split_codes, target.labels)
+        table = rows_table(target.items, target.split_codes, target.labels, target.task.classes)
+        LayerCache.create(target.root, meta, target.split_codes, target.labels, table)
 
     @torch.no_grad()
     def _pool_chunk(self, chunk_tasks):

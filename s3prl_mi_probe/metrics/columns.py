@@ -26,10 +26,12 @@ SPREAD_METRICS = ("mi_bits", "accuracy")
 SEED_COLUMNS = ("num_seeds", *(f"{name}_seed_std" for name in SPREAD_METRICS))
 MDL_COLUMNS = ("mdl_bits", "compression")
 ANALYSIS_COLUMNS = (*CONTROL_COLUMNS, *MDL_COLUMNS, "hard_margin", *SEED_COLUMNS)
+# The train rows the probe was fitted on (after any subsampling), and those the hard margin was solved on.
+SIZE_COLUMNS = ("num_train_segments", "hard_margin_segments")
 KEY_COLUMNS = ("upstream", "layer", "probe", "task", "split")
-SWEEP_COLUMNS = (*KEY_COLUMNS, *METRIC_NAMES, *ANALYSIS_COLUMNS)
+SWEEP_COLUMNS = (*KEY_COLUMNS, *METRIC_NAMES, *ANALYSIS_COLUMNS, *SIZE_COLUMNS)
 TEXT_COLUMNS = ("upstream", "probe", "task", "split")
-INT_COLUMNS = ("layer", *COUNT_METRICS, "num_seeds")
+INT_COLUMNS = ("layer", *COUNT_METRICS, "num_seeds", *SIZE_COLUMNS)
 METRIC_COLUMNS = tuple(column for column in SWEEP_COLUMNS if column not in TEXT_COLUMNS + INT_COLUMNS)
 # What the console shows of each evaluation (columns without a value in any row are left out).
 TABLE_COLUMNS = (

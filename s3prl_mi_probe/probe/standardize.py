@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+UPDATE_ROWS = 1024  # rows converted to float64 at a time
+
 
 class RunningStandardizer(nn.Module):
     """Accumulates mean and variance of training features ``[L, N, D]`` and standardises with them.
@@ -19,16 +21,26 @@ class RunningStandardizer(nn.Module):
 
     @torch.no_grad()
     def update(self, features):
-        """Add a batch of training features ``[L, N, D]`` to the statistics."""
-        features = features.double()
+        """Add a batch of training features ``[L, N, D]`` to the statistics (float64 sums, a few rows at a time)."""
         self.count += features.size(1)
-        self.total += features.sum(dim=1)
-        self.total_sq += (features * features).sum(dim=1)
+        for layer, values in enumerate(features):
+            for rows in values.split(UPDATE_ROWS):
+                rows = rows.to(self.total.device, torch.float64)
+                self.total[layer] += rows.sum(dim=0)
+                self.total_sq[layer] += (rows * rows).sum(dim=0)
 
-    def forward(self, features):
-        """Standardise ``[L, N, D]`` with the statistics gathered so far."""
+    def _mean_scale(self):
         count = self.count.clamp_min(1)
         mean = self.total / count
         var = (self.total_sq / count - mean * mean).clamp_min(0)
-        scale = 1.0 / (var.sqrt() + self.eps)
+        return mean, 1.0 / (var.sqrt() + self.eps)
+
+    def forward(self, features):
+        """Standardise ``[L, N, D]`` with the statistics gathered so far."""
+        mean, scale = self._mean_scale()
         return ((features.double() - mean.unsqueeze(1)) * scale.unsqueeze(1)).to(features.dtype)
+
+    def affine(self, device=None):
+        """``(mean, scale)``, float32 ``[L, 1, D]`` on ``device``: ``(x - mean) * scale`` standardises ``[L, N, D]``."""
+        mean, scale = self._mean_scale()
+        return tuple(value.float().unsqueeze(1).to(device or value.device) for value in (mean, scale))

@@ -1,123 +1,300 @@
-"""Fit one probe per layer on feature arrays and report held-out Barber–Agakov bounds (docs/method.md, "The bound").
+"""The probe estimator: one probe per layer, L2 and early stopping chosen per layer on dev (docs/method.md).
 
-Every (layer, L2 strength) pair is an independent probe; all of them sit in one *probe bank* (a
-probe module whose leading dimension indexes the pairs) and train together with minibatch Adam.
-Adam's update is elementwise, so training the bank on the sum of the probes' losses is exactly
-training each probe on its own. Each probe has its own learning rate, halved at the 1st, 3rd, 5th
-... epoch in a row without a dev improvement; it stops after ``patience`` such epochs and leaves
-the bank. What an epoch yields, and what dev judges, is the average of the probe's iterates over
-that epoch (less minibatch noise); every probe keeps its best dev epoch.
+:class:`LayerProbes` follows scikit-learn's conventions: parameters are set in ``__init__``, ``fit``
+returns the estimator, what it learned ends in ``_``, and :meth:`LayerProbes.evaluate` gives one
+metric row per layer (Barber–Agakov bound, accuracy, margins, bootstrap intervals). Data comes from a
+*source* (:mod:`s3prl_mi_probe.probe.source`): in-memory arrays or a features folder, read resident
+or streamed within ``memory_budget`` (:mod:`s3prl_mi_probe.probe.memory`), so memory stays flat
+whatever the number of rows. The bank training itself (Adam with per-probe early stopping on dev,
+the convex polish) is in :mod:`s3prl_mi_probe.probe.bank_training`; per layer the candidate with the
+lowest dev cross-entropy wins, over L2 strengths and fits ("early_stop", and for linear probes
+"converged").
 
-Then every linear probe is *polished*: from its early-stopped parameters, full-batch gradient
-descent with a Barzilai–Borwein step of its own runs to the optimum of its regularised train objective
-(the solution scikit-learn finds for that L2). MLP probes have no such optimum to run to and keep their
-early-stopped fit. Per layer, the candidate with the lowest dev cross-entropy wins, over all L2
-strengths and the fits there are ("early_stop", and for linear probes "converged").
+L2 search at scale: with more than ``l2_search_rows`` train rows, the whole grid is first searched on
+a seeded, class-stratified subsample of that many rows (and of dev); the full data then trains, per
+layer, only the strength chosen there and the next smaller one (more data needs less regularisation),
+so an epoch costs a third of the 6-value grid's.
 
 L2 convention: a probe minimises ``mean_i CE_i (nats) + l2 / 2 * sum ||W||_F^2`` over its weight
 matrices (biases not penalised). For the linear probe this is scikit-learn's ``LogisticRegression``
 objective divided by ``C * N``: ``C = 1 / (l2 * N)``.
 """
 
-import contextlib
-from dataclasses import dataclass
+import inspect
+import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.func import functional_call
-from tqdm import tqdm
 
-from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
+from s3prl_mi_probe.features.folder import FeaturesFolder
+from s3prl_mi_probe.metrics.bounds import cross_entropy_bits
+from s3prl_mi_probe.metrics.columns import METRIC_NAMES
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
-from s3prl_mi_probe.probe.arrays import carve_dev, encode_labels, stack_layers
+from s3prl_mi_probe.probe.arrays import carve_dev, encode_labels
+from s3prl_mi_probe.probe.bank_training import (
+    POLISH_MAX_STEPS,
+    POLISH_TOL,
+    bank_cross_entropy,
+    flushed_denormals,
+    polish_bank,
+    train_bank,
+)
 from s3prl_mi_probe.probe.kinds import DEFAULT_HIDDEN_DIM, build_probe_bank, probe_kind
+from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, bank_state_bytes, plan_memory
+from s3prl_mi_probe.probe.rows import StreamedRows, load_rows
+from s3prl_mi_probe.probe.source import RowSource, as_source
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
+from s3prl_mi_probe.probe.subsample import stratified_subsample
 
 DEFAULT_L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-EVAL_CHUNK_ROWS = 1024
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
-POLISH_TOL = 1e-4
-POLISH_MAX_STEPS = 30
+L2_SEARCH_ROWS = 200_000
 FITS = ("early_stop", "converged")
+UNSEEN_EXAMPLES = 5
 
 
-@dataclass
-class FittedProbes:
-    """Per-layer probes chosen on dev: the probe, the train standardizer, and what was chosen.
+class LayerProbes:
+    """One probe per layer of ``kind`` (a key of ``PROBE_KINDS``), L2 from ``l2_grid`` and the epoch chosen on dev.
 
-    ``epochs`` counts the Adam epochs of the chosen probe; ``fit`` says whether it won early-stopped
-    or converged (see the module docstring); ``kind`` names the probe kind (a key of ``PROBE_KINDS``).
+    Parameters: ``max_epochs``, ``batch_size``, ``patience`` and ``lr`` drive Adam (see
+    :mod:`~s3prl_mi_probe.probe.bank_training`); ``hidden_dim`` is the width of MLP probes; ``seed`` fixes
+    the dev carve, the row order and MLP weights; ``memory_budget`` (bytes) bounds what training holds
+    above the process's baseline; ``classes`` fixes the label set (default: the train labels);
+    ``layers`` picks layers of the source by index (default: all; results do not depend on which
+    layers are trained together); ``l2_search_rows`` see the module docstring (None: never);
+    ``polish_steps`` caps the convex polish.
+
+    Learned attributes: ``classes_``, ``layers_``, ``probe_`` (the bank, one probe per layer),
+    ``standardizer_``, ``l2_``, ``epochs_``, ``fit_``, ``l2_candidates_`` (per layer, the strengths
+    trained on all rows), ``num_train_segments_``, ``memory_plan_``.
     """
 
-    probe: torch.nn.Module
-    standardizer: RunningStandardizer
-    classes: np.ndarray
-    l2: list
-    epochs: list
-    fit: list
-    kind: str = "linear"
+    def __init__(
+        self,
+        kind="linear",
+        l2_grid=None,
+        max_epochs=100,
+        batch_size=256,
+        patience=6,
+        lr=1e-2,
+        hidden_dim=DEFAULT_HIDDEN_DIM,
+        seed=0,
+        device="cpu",
+        memory_budget=DEFAULT_MEMORY_BUDGET,
+        classes=None,
+        layers=None,
+        l2_search_rows=L2_SEARCH_ROWS,
+        polish_steps=POLISH_MAX_STEPS,
+        progress=True,
+    ):
+        self.kind = kind
+        self.l2_grid = l2_grid
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.lr = lr
+        self.hidden_dim = hidden_dim
+        self.seed = seed
+        self.device = device
+        self.memory_budget = memory_budget
+        self.classes = classes
+        self.layers = layers
+        self.l2_search_rows = l2_search_rows
+        self.polish_steps = polish_steps
+        self.progress = progress
 
-    @torch.no_grad()
-    def evaluate(self, features, labels, split):
-        """One metric row per layer (``layer_metrics`` plus layer, split, probe, l2, epochs, fit, dropped_unseen).
+    def get_params(self):
+        """The constructor's parameters as a dict."""
+        return {name: getattr(self, name) for name in inspect.signature(LayerProbes).parameters}
 
-        Rows whose label was not among the training classes are dropped and counted.
+    def fit(self, train, dev=None, groups=None):
+        """Fit on ``train``: a ``(X, y)`` pair, a RowSource or a features folder (its train split).
+
+        ``dev`` likewise (a folder's dev split by default); without one, about 10% of train is carved
+        off, seeded: whole ``groups`` (one id per train row, or the source's own) when there are any,
+        else random rows. Dev rows of classes unseen in train are dropped. Returns ``self``.
         """
-        targets, known = encode_labels(labels, self.classes)
-        device = next(self.probe.parameters()).device
-        inputs = self.standardizer(stack_layers(features)[:, torch.as_tensor(known)].to(device))
-        targets = targets.to(device)
-        logits = self.probe(inputs)
-        rows = layer_metrics(
-            cross_entropy_bits(logits, targets).cpu(),
-            (logits.argmax(-1) == targets).cpu(),
-            self.probe.margins(inputs, targets).cpu(),
-            targets.cpu().numpy(),
-            len(self.classes),
-        )
-        extra = {"split": split, "probe": self.kind, "dropped_unseen": int((~known).sum())}
-        return [
-            {"layer": layer, **extra, **row, "l2": self.l2[layer], "epochs": self.epochs[layer], "fit": self.fit[layer]}
-            for layer, row in enumerate(rows)
-        ]
-
-
-@contextlib.contextmanager
-def flushed_denormals():
-    """Flush subnormal floats to zero meanwhile: Adam's decaying moments otherwise slow CPUs down ~10x."""
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
-def _layer_groups(layer_of):
-    """``(layer, positions)`` for each layer some probe of the bank reads, its probes' positions in ``layer_of``."""
-    for layer in layer_of.unique().tolist():
-        yield layer, (layer_of == layer).nonzero().squeeze(1)
-
-
-def _bank_losses(bank, params, features, labels, layer_of, chunk_rows):
-    """Summed cross-entropy (nats) ``[P]`` of each probe on its layer, in row chunks, without copying features."""
-    total = torch.zeros(layer_of.numel(), device=features.device)
-    for layer, members in _layer_groups(layer_of):
-        subset = {name: value[members] for name, value in params.items()}
-        for start in range(0, labels.numel(), chunk_rows):
-            rows = slice(start, start + chunk_rows)
-            logits = functional_call(bank, subset, (features[layer, rows].expand(members.numel(), -1, -1),))
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), labels[rows].repeat(members.numel()), reduction="none"
+        kind = probe_kind(self.kind)
+        if dev is None and isinstance(train, FeaturesFolder) and train.has_split("dev"):
+            dev = RowSource.from_folder(train, "dev")
+        train = as_source(train, name="train")
+        if dev is None:
+            carved = carve_dev(train.num_rows, train.groups if groups is None else groups, self.seed)
+            train, dev = train.subset(~carved), train.subset(carved)
+        else:
+            dev = as_source(dev, name="dev", split="dev")
+        classes = np.unique(train.labels) if self.classes is None else np.unique(np.asarray(self.classes))
+        targets, known = encode_labels(train.labels, classes)
+        if not known.all():
+            raise ValueError("train labels outside the given classes")
+        dev_targets, dev_known = encode_labels(dev.labels, classes)
+        dev = dev.subset(dev_known)
+        if (dev.num_layers, dev.dim) != (train.num_layers, train.dim):
+            raise ValueError(
+                f"dev features are {dev.num_layers} layers {dev.dim} wide, train features "
+                f"{train.num_layers} layers {train.dim} wide"
             )
-            total = total.index_add(0, members, loss.view(members.numel(), -1).sum(1))
-    return total
+        layers = list(train.layer_ids if self.layers is None else self.layers)
+        candidates = self._l2_candidates(train, dev, classes, len(layers))
+        bank, layer_of, l2 = self._initial_bank(train, layers, candidates, len(classes))
+        train, dev = train.select_layers(layers), dev.select_layers(layers)
+        state = bank_state_bytes(sum(value.numel() for value in bank.parameters()))
+        plan = plan_memory(
+            train.num_rows,
+            dev.num_rows,
+            len(layers),
+            train.dim,
+            len(classes),
+            state,
+            self.memory_budget,
+            self.device,
+            self.batch_size,
+        )
+        standardizer = RunningStandardizer(len(layers), train.dim).to(plan.device)
+        train_rows = load_rows(train, targets, plan, plan.train_resident, standardizer, True, self.progress)
+        dev_rows = load_rows(dev, dev_targets, plan, plan.dev_resident, standardizer)
+        generator = torch.Generator().manual_seed(self.seed)
+        best = train_bank(
+            bank,
+            kind,
+            train_rows,
+            dev_rows,
+            layer_of,
+            l2,
+            generator,
+            self.max_epochs,
+            self.batch_size,
+            self.patience,
+            self.lr,
+            plan.chunk_rows,
+            self.progress,
+        )
+        fits, fits_dev_ce = [best["params"]], [best["dev_ce"]]
+        if kind.convex:
+            with flushed_denormals():
+                converged, _ = polish_bank(
+                    bank, kind, best["params"], train_rows, layer_of, l2, POLISH_TOL, self.polish_steps, plan.chunk_rows
+                )
+                fits_dev_ce.append(bank_cross_entropy(bank, converged, dev_rows, layer_of, plan.chunk_rows))
+            fits.append(converged)
+        num_candidates = len(candidates[0])
+        dev_ce = torch.stack(fits_dev_ce).view(len(fits), len(layers), num_candidates)
+        chosen = dev_ce.transpose(0, 1).reshape(len(layers), -1).argmin(1).cpu()
+        fit, chosen = chosen // num_candidates, chosen % num_candidates
+        picks = torch.arange(len(layers)) * num_candidates + chosen
+        stacked = {name: torch.stack([params[name] for params in fits]) for name in best["params"]}
+        fitted = build_probe_bank(self.kind, len(layers), train.dim, len(classes), self.hidden_dim, self.seed)
+        fitted.load_state_dict(
+            {name: value[fit.to(value.device), picks.to(value.device)] for name, value in stacked.items()}
+        )
+        self.classes_, self.layers_ = classes, layers
+        self.probe_, self.standardizer_ = fitted.to(plan.device), standardizer
+        self.l2_ = [candidates[layer][k] for layer, k in enumerate(chosen.tolist())]
+        self.epochs_ = [int(best["epoch"][p]) for p in picks]
+        self.fit_ = [FITS[k] for k in fit.tolist()]
+        self.l2_candidates_, self.num_train_segments_, self.memory_plan_ = candidates, train.num_rows, plan
+        return self
 
+    def _l2_candidates(self, train, dev, classes, num_layers):
+        """Per layer, the L2 strengths trained on all rows: the grid, or two of it after a subsample search."""
+        grid = [float(l2) for l2 in (DEFAULT_L2_GRID if self.l2_grid is None else self.l2_grid)]
+        if not self.l2_search_rows or train.num_rows <= self.l2_search_rows or len(grid) <= 2:
+            return [grid] * num_layers
+        pilot_train = train.subset(stratified_subsample(train.labels, self.l2_search_rows, seed=self.seed))
+        pilot_dev = dev.subset(stratified_subsample(dev.labels, self.l2_search_rows, seed=self.seed))
+        pilot = LayerProbes(**{**self.get_params(), "l2_search_rows": None, "classes": classes})
+        pilot.fit(pilot_train, dev=pilot_dev)
+        ascending = sorted(grid)
+        candidates = []
+        for l2 in pilot.l2_:
+            position = max(ascending.index(l2), 1)
+            candidates.append(ascending[position - 1 : position + 1])
+        return candidates
 
-def bank_cross_entropy(bank, params, features, labels, layer_of, chunk_rows=EVAL_CHUNK_ROWS):
-    """Mean cross-entropy (nats) of each probe of the bank ``[P]`` on its layer's ``features [L, N, D]``."""
-    return _bank_losses(bank, params, features, labels, layer_of, chunk_rows) / labels.numel()
+    def _initial_bank(self, train, layers, candidates, num_classes):
+        """The bank of (layer, L2) probes of ``layers`` on ``device``, ``layer_of`` (block positions) and ``l2``.
+
+        The bank is drawn for every layer of the source and then cut to ``layers``, so a probe starts
+        the same whichever layers it is trained with.
+        """
+        num_candidates = len(candidates[0])
+        full = build_probe_bank(
+            self.kind, train.num_layers * num_candidates, train.dim, num_classes, self.hidden_dim, self.seed
+        )
+        members = torch.tensor(
+            [train.layer_ids.index(layer) * num_candidates + k for layer in layers for k in range(num_candidates)]
+        )
+        bank = build_probe_bank(self.kind, members.numel(), train.dim, num_classes, self.hidden_dim, self.seed)
+        bank.load_state_dict({name: value[members] for name, value in full.state_dict().items()})
+        layer_of = torch.arange(len(layers), device=self.device).repeat_interleave(num_candidates)
+        l2 = torch.tensor([l2 for layer in candidates for l2 in layer], device=self.device)
+        return bank.to(self.device), layer_of, l2
+
+    def evaluate(self, data, labels=None, split="test"):
+        """One metric row per fitted layer on ``data`` (as in :meth:`fit`; a folder's ``split`` rows).
+
+        Row keys: ``layer_metrics`` plus layer, split, probe, l2, epochs, fit and ``dropped_unseen``:
+        rows whose label was not among the training classes cannot be scored; they are dropped, counted
+        there, and a warning says so.
+        """
+        source, targets, dropped = self._scored_rows(data, labels, split)
+        extra = {"split": split, "probe": self.kind, "dropped_unseen": dropped}
+        fitted = [{"l2": l2, "epochs": n, "fit": fit} for l2, n, fit in zip(self.l2_, self.epochs_, self.fit_)]
+        if source.num_rows == 0:
+            warnings.warn(f"{split}: no rows left to evaluate; its metrics are NaN", stacklevel=2)
+            empty = {**dict.fromkeys(METRIC_NAMES, float("nan")), "num_segments": 0, "num_classes": len(self.classes_)}
+            return [{"layer": layer, **extra, **empty, **chosen} for layer, chosen in zip(self.layers_, fitted)]
+        ce, correct, margins = [], [], []
+        with torch.no_grad():
+            for features, batch_targets in self._chunks(source, targets):
+                logits = self.probe_(features)
+                ce.append(cross_entropy_bits(logits, batch_targets).cpu())
+                correct.append((logits.argmax(-1) == batch_targets).cpu())
+                margins.append(self.probe_.margins(features, batch_targets).cpu())
+        per_sample = [torch.cat(parts, 1) for parts in (ce, correct, margins)]
+        metrics = layer_metrics(*per_sample, targets.numpy(), len(self.classes_))
+        return [{"layer": layer, **extra, **row, **chosen} for layer, row, chosen in zip(self.layers_, metrics, fitted)]
+
+    def summed_cross_entropy_bits(self, data, labels=None, split="test"):
+        """Per fitted layer, the cross-entropy (bits) summed over the rows of ``data`` (float64 ``[L]``)."""
+        source, targets, _ = self._scored_rows(data, labels, split)
+        total = torch.zeros(len(self.layers_), dtype=torch.float64)
+        with torch.no_grad():
+            for features, batch_targets in self._chunks(source, targets):
+                total += cross_entropy_bits(self.probe_(features), batch_targets).double().sum(1).cpu()
+        return total.numpy()
+
+    def _scored_rows(self, data, labels, split):
+        """``(source, targets, dropped)``: the fitted layers of ``data``'s rows whose labels are known classes."""
+        source = as_source(data, labels, name=split, split=split)
+        if source.layer_ids != self.layers_:
+            source = source.select_layers(self.layers_)
+        targets, known = encode_labels(source.labels, self.classes_)
+        dropped = int((~known).sum())
+        if dropped:
+            unseen = np.unique(source.labels[~known])
+            shown = ", ".join(map(str, unseen[:UNSEEN_EXAMPLES])) + (" ..." if unseen.size > UNSEEN_EXAMPLES else "")
+            warnings.warn(
+                f"{split}: {dropped} of {source.num_rows} rows have labels never seen in train ({shown}); a probe "
+                "cannot score them, so they are dropped (counted in 'dropped_unseen')",
+                stacklevel=3,
+            )
+            source = source.subset(known)
+        if source.dim != self.probe_input_dim:
+            raise ValueError(
+                f"{split} features are {source.dim} wide, the probes were fitted on {self.probe_input_dim}"
+            )
+        return source, targets, dropped
+
+    def _chunks(self, source, targets):
+        """Standardised ``(features, targets)`` chunks of ``source`` on the fitted device, in bounded memory."""
+        plan = self.memory_plan_
+        affine = self.standardizer_.affine(plan.device)
+        return StreamedRows(source, targets, affine, plan.read_rows, plan.device, plan.pinned).chunks(plan.chunk_rows)
+
+    @property
+    def probe_input_dim(self):
+        """The (padded) feature width the fitted probes take."""
+        return self.standardizer_.total.shape[1]
 
 
 def fit_layer_probes(
@@ -135,226 +312,27 @@ def fit_layer_probes(
     progress=True,
     classes=None,
     hidden_dim=DEFAULT_HIDDEN_DIM,
+    memory_budget=DEFAULT_MEMORY_BUDGET,
 ):
-    """Fit one probe per layer on ``train = (X, y)``, choosing L2, and early-stopped or converged, per layer on dev CE.
+    """:class:`LayerProbes` fitted on ``train`` (``(X, y)``, ``X`` ``[L, N, D]`` or a list of L ``[N, D_l]``).
 
-    ``X`` is ``[L, N, D]`` or a list of L ``[N, D_l]`` arrays (zero-padded to the widest), ``y`` integer
-    labels ``[N]``. ``dev`` is ``(X, y)`` or, when None, carved from train: whole ``groups`` (one id per
-    train row) when given, else random rows, about 10% either way, seeded. Dev rows of classes unseen in
-    train are dropped. ``classes`` fixes the label set the probes choose among (default: the labels
-    seen in train; MDL needs all of them while training on a prefix). ``probe`` is a key of
-    ``PROBE_KINDS``; ``hidden_dim`` is the width of MLP probes. Returns a :class:`FittedProbes`.
+    The one-call form of ``LayerProbes(kind=probe, ...).fit(train, dev=dev, groups=groups)``.
     """
-    kind = probe_kind(probe)
-    generator = torch.Generator().manual_seed(seed)
-    features, labels = stack_layers(train[0]), np.asarray(train[1])
-    if dev is None:
-        dev_rows = carve_dev(labels.size, groups, seed)
-        dev = (features[:, torch.as_tensor(dev_rows)], labels[dev_rows])
-        features, labels = features[:, torch.as_tensor(~dev_rows)], labels[~dev_rows]
-    classes = np.unique(labels) if classes is None else np.unique(np.asarray(classes))
-    if not np.isin(labels, classes).all():
-        raise ValueError("train labels outside the given classes")
-    num_layers, _, dim = features.shape
-    dev_features, dev_labels = stack_layers(dev[0]), dev[1]
-    dev_targets, dev_known = encode_labels(dev_labels, classes)
-    dev_features = dev_features[:, torch.as_tensor(dev_known)]
-    if dev_features.shape[2] != dim:
-        raise ValueError(f"dev features are {dev_features.shape[2]} wide, train features {dim}")
-
-    standardizer = RunningStandardizer(num_layers, dim).to(device)
-    features = features.to(device)
-    standardizer.update(features)
-    features = standardizer(features)
-    dev_features = standardizer(dev_features.to(device))
-    targets = torch.as_tensor(encode_labels(labels, classes)[0], device=device)
-    dev_targets = dev_targets.to(device)
-
-    l2_grid = [float(l2) for l2 in (DEFAULT_L2_GRID if l2_grid is None else l2_grid)]
-    num_candidates = len(l2_grid)
-    bank = build_probe_bank(probe, num_layers * num_candidates, dim, len(classes), hidden_dim, seed).to(device)
-    layer_of = torch.arange(num_layers, device=device).repeat_interleave(num_candidates)
-    l2 = torch.tensor(l2_grid, device=device).repeat(num_layers)
-    best = _train_bank(
-        bank,
-        kind,
-        features,
-        targets,
-        dev_features,
-        dev_targets,
-        layer_of,
-        l2,
-        generator,
-        max_epochs,
-        batch_size,
-        patience,
-        lr,
-        progress,
-    )
-    fits, fits_dev_ce = [best["params"]], [best["dev_ce"]]
-    if kind.convex:
-        with flushed_denormals():
-            converged, _ = _polish_bank(
-                bank, kind, best["params"], features, targets, layer_of, l2, POLISH_TOL, POLISH_MAX_STEPS
-            )
-            fits_dev_ce.append(bank_cross_entropy(bank, converged, dev_features, dev_targets, layer_of))
-        fits.append(converged)
-    dev_ce = torch.stack(fits_dev_ce).view(len(fits), num_layers, num_candidates)
-    chosen = dev_ce.transpose(0, 1).reshape(num_layers, -1).argmin(1)
-    fit, chosen = chosen // num_candidates, chosen % num_candidates
-    picks = torch.arange(num_layers, device=device) * num_candidates + chosen
-    candidates = {name: torch.stack([params[name] for params in fits]) for name in best["params"]}
-    fitted = build_probe_bank(probe, num_layers, dim, len(classes), hidden_dim, seed).to(device)
-    fitted.load_state_dict({name: value[fit, picks] for name, value in candidates.items()})
-    return FittedProbes(
-        probe=fitted,
-        standardizer=standardizer,
-        classes=classes,
-        l2=[l2_grid[k] for k in chosen.tolist()],
-        epochs=[int(best["epoch"][p]) for p in picks.cpu()],
-        fit=[FITS[k] for k in fit.tolist()],
+    estimator = LayerProbes(
         kind=probe,
+        l2_grid=l2_grid,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        patience=patience,
+        lr=lr,
+        hidden_dim=hidden_dim,
+        seed=seed,
+        device=device,
+        memory_budget=memory_budget,
+        classes=classes,
+        progress=progress,
     )
-
-
-def _train_bank(
-    bank,
-    kind,
-    features,
-    targets,
-    dev_features,
-    dev_targets,
-    layer_of,
-    l2,
-    generator,
-    max_epochs,
-    batch_size,
-    patience,
-    lr,
-    progress,
-):
-    """Minibatch Adam over the bank with per-probe learning rates and early stopping on dev CE.
-
-    Returns the best dev CE ``[P]`` (nats), best epoch ``[P]`` (1-based) and parameters at that epoch.
-    """
-    num_probes, num_rows = layer_of.numel(), targets.numel()
-    best_params = {name: value.detach().clone() for name, value in bank.named_parameters()}
-    best_dev = bank_cross_entropy(bank, best_params, dev_features, dev_targets, layer_of)
-    best_epoch = torch.zeros(num_probes, dtype=torch.long)
-    active = torch.arange(num_probes, device=layer_of.device)
-    params = {name: value.clone().requires_grad_() for name, value in best_params.items()}
-    moments = {name: (torch.zeros_like(value), torch.zeros_like(value)) for name, value in params.items()}
-    probe_lr = torch.full((num_probes,), lr, device=layer_of.device)
-    stale = torch.zeros(num_probes, dtype=torch.long, device=layer_of.device)
-    step = 0
-    epochs = tqdm(range(1, max_epochs + 1), desc="probes", unit="epoch", disable=not progress, leave=False)
-    with flushed_denormals():
-        for epoch in epochs:
-            order = torch.randperm(num_rows, generator=generator).to(targets.device)
-            starts = range(0, num_rows, batch_size)
-            average = {name: torch.zeros_like(value) for name, value in params.items()}
-            for start in starts:
-                rows = order[start : start + batch_size]
-                loss = _bank_losses(bank, params, features[:, rows], targets[rows], layer_of[active], batch_size)
-                penalty = sum((params[name] ** 2).flatten(1).sum(1) for name in kind.penalized)
-                total = loss.sum() / rows.numel() + (l2[active] * penalty).sum() / 2
-                grads = torch.autograd.grad(total, list(params.values()))
-                step += 1
-                _adam_step(params, grads, moments, probe_lr[active], step)
-                with torch.no_grad():
-                    for name, value in params.items():
-                        average[name].add_(value, alpha=1 / len(starts))
-            with torch.no_grad():
-                dev_ce = bank_cross_entropy(bank, average, dev_features, dev_targets, layer_of[active])
-                improved = dev_ce < best_dev[active]
-                better = active[improved]
-                best_dev[better] = dev_ce[improved]
-                best_epoch[better.cpu()] = epoch
-                for name, value in average.items():
-                    best_params[name][better] = value[improved]
-                stale[active] = torch.where(improved, 0, stale[active] + 1)
-                probe_lr[active[stale[active] % 2 == 1]] /= 2
-                keep = stale[active] < patience
-                if not keep.all():
-                    active = active[keep]
-                    params = {name: value[keep].detach().requires_grad_() for name, value in params.items()}
-                    moments = {name: (m[keep], v[keep]) for name, (m, v) in moments.items()}
-            epochs.set_postfix(active=active.numel(), dev_bits=f"{float(best_dev.mean()) / LN2:.3f}")
-            if active.numel() == 0:
-                break
-    return {"dev_ce": best_dev, "epoch": best_epoch, "params": best_params}
-
-
-@torch.no_grad()
-def _adam_step(params, grads, moments, probe_lr, step):
-    """One Adam update in place, with a learning rate per probe (the leading dimension)."""
-    beta1, beta2 = ADAM_BETAS
-    for (name, value), grad in zip(params.items(), grads):
-        mean, sq = moments[name]
-        mean.lerp_(grad, 1 - beta1)
-        sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = (sq / (1 - beta2**step)).sqrt_().add_(ADAM_EPS)
-        scale = (probe_lr / (1 - beta1**step)).view(-1, *[1] * (value.dim() - 1))
-        value.addcdiv_(mean * scale, denom, value=-1)
-
-
-def bank_objective(bank, kind, params, features, labels, layer_of, l2, chunk_rows=EVAL_CHUNK_ROWS):
-    """Each probe's regularised train objective ``[P]`` and its gradient (a dict like ``params``), full batch."""
-    params = {name: value.detach().requires_grad_() for name, value in params.items()}
-    penalty = sum((params[name] ** 2).flatten(1).sum(1) for name in kind.penalized)
-    objective = bank_cross_entropy(bank, params, features, labels, layer_of, chunk_rows) + l2 * penalty / 2
-    grads = torch.autograd.grad(objective.sum(), list(params.values()))
-    return objective.detach(), dict(zip(params, grads))
-
-
-def _per_probe_dot(a, b):
-    """``sum over parameters of <a[p], b[p]>`` for every probe p: ``[P]``."""
-    return sum((a[name] * b[name]).flatten(1).sum(1) for name in a)
-
-
-@torch.no_grad()
-def _polish_bank(bank, kind, start, features, targets, layer_of, l2, tol, max_steps):
-    """Full-batch gradient descent from ``start`` with a Barzilai–Borwein step per probe, to each probe's optimum.
-
-    A probe stops once its largest gradient entry is below ``tol`` (scikit-learn's lbfgs criterion) or
-    after ``max_steps``. Returns the parameters (a dict like ``start``) and the steps each probe took ``[P]``.
-    """
-    polished = {name: value.clone() for name, value in start.items()}
-    steps = torch.zeros(layer_of.numel(), dtype=torch.long, device=layer_of.device)
-    active = torch.arange(layer_of.numel(), device=layer_of.device)
-    params = {name: value.clone() for name, value in start.items()}
-    with torch.enable_grad():
-        _, grads = bank_objective(bank, kind, params, features, targets, layer_of, l2)
-    rate = 1 / (1 + l2)
-    for _ in range(max_steps):
-        largest = torch.stack([grad.abs().flatten(1).amax(1) for grad in grads.values()]).amax(0)
-        done = largest < tol
-        if done.any():
-            for name, value in params.items():
-                polished[name][active[done]] = value[done]
-            keep = ~done
-            active, rate = active[keep], rate[keep]
-            params = {name: value[keep] for name, value in params.items()}
-            grads = {name: value[keep] for name, value in grads.items()}
-        if active.numel() == 0:
-            break
-        moves = {name: -_broadcast(rate, grad) * grad for name, grad in grads.items()}
-        params = {name: value + moves[name] for name, value in params.items()}
-        with torch.enable_grad():
-            _, new_grads = bank_objective(bank, kind, params, features, targets, layer_of[active], l2[active])
-        changes = {name: new_grads[name] - grads[name] for name in grads}
-        curvature = _per_probe_dot(moves, changes)
-        rate = torch.where(curvature > 0, _per_probe_dot(moves, moves) / curvature, rate / 2).clamp(1e-4, 1e4)
-        grads = new_grads
-        steps[active] += 1
-    for name, value in params.items():
-        polished[name][active] = value
-    return polished, steps
-
-
-def _broadcast(per_probe, like):
-    """``per_probe [P]`` viewed to broadcast against ``like [P, ...]``."""
-    return per_probe.view(-1, *[1] * (like.dim() - 1))
+    return estimator.fit(train, dev=dev, groups=groups)
 
 
 def probe_layers(
@@ -371,8 +349,12 @@ def probe_layers(
     patience=6,
     progress=True,
     hidden_dim=DEFAULT_HIDDEN_DIM,
+    memory_budget=DEFAULT_MEMORY_BUDGET,
 ):
-    """Test-split metric rows, one per layer: probes fitted by :func:`fit_layer_probes`, evaluated on ``test``."""
+    """Test-split metric rows, one per layer: probes fitted by :func:`fit_layer_probes`, evaluated on ``test``.
+
+    Test rows whose label never occurs in train are dropped with a warning (see :meth:`LayerProbes.evaluate`).
+    """
     fitted = fit_layer_probes(
         train,
         dev=dev,
@@ -386,5 +368,6 @@ def probe_layers(
         patience=patience,
         progress=progress,
         hidden_dim=hidden_dim,
+        memory_budget=memory_budget,
     )
-    return fitted.evaluate(*test, split="test")
+    return fitted.evaluate(test, split="test")

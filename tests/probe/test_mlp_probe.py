@@ -43,7 +43,7 @@ def test_zero_padded_input_dimensions_are_harmless(xor_split):
     alone = probe_layers((train[0][:1], train[1]), (test[0][:1], test[1]), probe="mlp1", **FAST)
     beside_wider = probe_layers(train, test, probe="mlp1", **FAST)
     assert abs(alone[0]["mi_bits"] - beside_wider[0]["mi_bits"]) < 0.02
-    fitted = fit_layer_probes(train, probe="mlp1", **FAST).probe
+    fitted = fit_layer_probes(train, probe="mlp1", **FAST).probe_
     narrow = torch.as_tensor(np.pad(test[0][0], ((0, 0), (0, 2))), dtype=torch.float32).expand(2, -1, -1)
     logits = fitted(narrow)
     with torch.no_grad():

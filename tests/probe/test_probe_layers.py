@@ -8,8 +8,10 @@ import pytest
 from scipy.special import logsumexp, softmax
 
 from s3prl_mi_probe.probe.arrays import carve_dev
+from s3prl_mi_probe.probe.bank_training import POLISH_MAX_STEPS, polish_bank
 from s3prl_mi_probe.probe.kinds import probe_kind
-from s3prl_mi_probe.probe.train import POLISH_MAX_STEPS, _polish_bank, fit_layer_probes, probe_layers
+from s3prl_mi_probe.probe.rows import ResidentRows
+from s3prl_mi_probe.probe.train import fit_layer_probes, probe_layers
 
 FAST = {"progress": False, "l2_grid": (1e-4, 1e-3, 1e-2)}
 
@@ -114,7 +116,9 @@ def test_converged_probes_are_sklearn_logistic_regression_for_each_l2():
     layer_of, l2 = torch.arange(2).repeat_interleave(2), torch.tensor(l2_grid).repeat(2)
     start = {name: value.detach() for name, value in bank.named_parameters()}
     inputs, targets = torch.as_tensor(features, dtype=torch.float32), torch.as_tensor(labels)
-    converged, steps = _polish_bank(bank, kind, start, inputs, targets, layer_of, l2, 1e-6, POLISH_MAX_STEPS)
+    converged, steps = polish_bank(
+        bank, kind, start, ResidentRows(inputs, targets), layer_of, l2, 1e-6, POLISH_MAX_STEPS
+    )
     assert steps.max() < POLISH_MAX_STEPS
     for probe, (layer, strength) in enumerate(zip(layer_of.tolist(), l2.tolist())):
         fit = LogisticRegression(C=1 / (strength * 400), tol=1e-10, max_iter=10_000).fit(features[layer], labels)
@@ -142,14 +146,17 @@ def test_layers_of_different_widths_equal_the_zero_padded_array(small_task):
     as_array = probe_layers((padded[:, :400], labels[:400]), (padded[:, 400:], labels[400:]), **FAST)
     assert as_list == as_array
     fitted = fit_layer_probes(([narrow[:400], wide[:400]], labels[:400]), **FAST)
-    assert fitted.probe.weight[0, 3:].abs().max() == 0
+    assert fitted.probe_.weight[0, 3:].abs().max() == 0
 
 
 def test_unseen_test_labels_are_dropped_and_counted(small_task):
     (narrow, wide), labels = small_task
     test_labels = labels[400:].copy()
     test_labels[:7] = 99
-    rows = probe_layers(([narrow[:400], wide[:400]], labels[:400]), ([narrow[400:], wide[400:]], test_labels), **FAST)
+    with pytest.warns(UserWarning, match="7 of 200 rows have labels never seen in train"):
+        rows = probe_layers(
+            ([narrow[:400], wide[:400]], labels[:400]), ([narrow[400:], wide[400:]], test_labels), **FAST
+        )
     assert all(row["dropped_unseen"] == 7 and row["num_segments"] == 193 for row in rows)
     assert all(row["num_classes"] == 3 for row in rows)
 
@@ -161,7 +168,7 @@ def test_arbitrary_integer_labels_give_the_same_rows(small_task):
     renamed = 10 * (labels + 1)
     spaced = probe_layers((train[0], renamed[train[1]]), (test[0], renamed[test[1]]), **FAST)
     assert plain == spaced
-    assert list(fit_layer_probes((train[0], renamed[train[1]]), **FAST).classes) == [10, 20, 30]
+    assert list(fit_layer_probes((train[0], renamed[train[1]]), **FAST).classes_) == [10, 20, 30]
 
 
 def test_dev_carved_by_groups_keeps_groups_whole_and_is_seeded(small_task):

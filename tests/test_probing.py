@@ -1,0 +1,109 @@
+"""The probe command on features folders: outputs, dev carving, subsampling, controls, layers across ranks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from s3prl_mi_probe.cli import main
+from s3prl_mi_probe.features.folder import FeaturesFolder, write_features_folder
+from s3prl_mi_probe.probing import folder_control_labels
+from s3prl_mi_probe.report.rows import read_sweep_csv
+
+
+def write_folder(root, num_rows=2400, with_dev=True, seed=0):
+    """Three float16 layers of rising separability, 6 classes, speakers as groups and a 'speaker' column."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(6, size=num_rows)
+    layers = []
+    for scale in (0.3, 1.0, 2.5):
+        means = rng.standard_normal((6, 8))
+        layers.append((scale * means[labels] + rng.standard_normal((num_rows, 8))).astype(np.float16))
+    speakers = np.array([f"spk{k}" for k in rng.integers(12, size=num_rows)])
+    splits = np.where(speakers == "spk0", "test", np.where(speakers == "spk1", "dev" if with_dev else "train", "train"))
+    columns = {"group": speakers, "speaker": speakers}
+    return write_features_folder(root, layers, splits, [f"ph{label}" for label in labels], columns)
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    return write_folder(tmp_path_factory.mktemp("features"))
+
+
+def probe_command(features, out, *extra):
+    return ["probe", str(features), "--out", str(out), *extra]
+
+
+def test_probe_writes_the_sweep_outputs_with_provenance(features, tmp_path):
+    assert main(probe_command(features, tmp_path, "--max-train-segments", "900", "--upstream-label", "mine")) == 0
+    rows = read_sweep_csv(tmp_path / "sweep.csv")
+    assert {(row["layer"], row["split"]) for row in rows} == {(k, s) for k in range(3) for s in ("dev", "test")}
+    assert all(row["upstream"] == "mine" and row["task"] == "custom" for row in rows)
+    assert all(row["num_train_segments"] == 900 for row in rows)
+    test_bits = [row["mi_bits"] for row in rows if row["split"] == "test"]
+    assert test_bits[0] < test_bits[1] < test_bits[2]
+    provenance = json.loads((tmp_path / "sweep.json").read_text())["provenance"]
+    assert provenance["max_train_segments"] == 900 and provenance["num_train_segments"] == 900
+    assert provenance["train_segments_available"] > 900 and not provenance["dev_carved_from_train"]
+    assert len(provenance["rows_tsv_sha256"]) == 64 and provenance["layers"][0] == {
+        "rows": 2400,
+        "dim": 8,
+        "dtype": "float16",
+    }
+    assert provenance["settings"]["memory_budget"] == 2 << 30 and provenance["memory_plan"]["train_resident"]
+    for name in ("mi_bits.png", "accuracy.png", "margin.png"):
+        assert (tmp_path / "plots" / name).is_file()
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_without_dev_rows_dev_is_carved_by_group(tmp_path):
+    features = write_folder(tmp_path / "features", num_rows=1500, with_dev=False)
+    assert (
+        main(
+            probe_command(features, tmp_path / "out", "--memory-budget", "300K", "--probe", "mlp1", "--mlp-width", "8")
+        )
+        == 0
+    )
+    provenance = json.loads((tmp_path / "out" / "sweep.json").read_text())["provenance"]
+    assert provenance["dev_carved_from_train"] and not provenance["memory_plan"]["train_resident"]
+    assert {row["probe"] for row in read_sweep_csv(tmp_path / "out" / "sweep.csv")} == {"mlp1"}
+
+
+def test_control_labels_follow_the_key_column(features):
+    folder = FeaturesFolder(features)
+    controls = folder_control_labels(folder, "speaker", seed=4)
+    speakers = folder.columns["speaker"].codes
+    for speaker in np.unique(speakers):
+        assert np.unique(controls[speakers == speaker]).size == 1
+    assert np.array_equal(controls, folder_control_labels(folder, "speaker", seed=4))
+    permuted = folder_control_labels(folder, "segment", seed=4)
+    labels = folder.columns["label"].codes
+    for split in ("train", "dev", "test"):
+        rows = folder.rows_of(split)
+        assert sorted(permuted[rows]) == sorted(labels[rows]) and not np.array_equal(permuted[rows], labels[rows])
+    with pytest.raises(ValueError, match="choose among segment, group, speaker"):
+        folder_control_labels(folder, "label")
+
+
+def test_analyses_on_a_folder_record_their_subsample(features, tmp_path):
+    extra = ["--control", "segment", "--hard-margin", "--hard-margin-rows", "300", "--seeds", "2", "--mdl"]
+    assert main(probe_command(features, tmp_path, *extra)) == 0
+    rows = read_sweep_csv(tmp_path / "sweep.csv")
+    assert all(row["hard_margin_segments"] == 300 and row["num_seeds"] == 2 for row in rows)
+    assert all(row["selectivity"] == pytest.approx(row["accuracy"] - row["control_accuracy"]) for row in rows)
+    assert all(row["compression"] > 0 for row in rows)
+    assert json.loads((tmp_path / "sweep.json").read_text())["provenance"]["hard_margin_segments"] == 300
+
+
+def test_torchrun_shares_the_layers_and_gives_the_rows_of_one_process(features, tmp_path, torchrun_cli):
+    result = torchrun_cli(*probe_command(features, tmp_path / "ranks", "--probe", "linear,mlp1", "--mlp-width", "8"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert main(probe_command(features, tmp_path / "one", "--probe", "linear,mlp1", "--mlp-width", "8")) == 0
+    ranks, one = (read_sweep_csv(tmp_path / name / "sweep.csv") for name in ("ranks", "one"))
+    assert [(row["probe"], row["split"], row["layer"]) for row in ranks] == [
+        (row["probe"], row["split"], row["layer"]) for row in one
+    ]
+    for shared, alone in zip(ranks, one):
+        assert abs(shared["mi_bits"] - alone["mi_bits"]) < 0.005, (shared, alone)
+    provenance = json.loads((tmp_path / "ranks" / "sweep.json").read_text())["provenance"]
+    assert [rank["layers"] for rank in provenance["ranks"]] == [[0, 1], [2]]
