@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from s3prl_mi_probe.cli import main
+from s3prl_mi_probe.corpus.control import UNSEEN
 from s3prl_mi_probe.features.folder import FeaturesFolder, write_features_folder
 from s3prl_mi_probe.probing import folder_control_labels
 from s3prl_mi_probe.report.rows import read_sweep_csv
@@ -69,20 +70,35 @@ def test_without_dev_rows_dev_is_carved_by_group(tmp_path):
     assert {row["probe"] for row in read_sweep_csv(tmp_path / "out" / "sweep.csv")} == {"mlp1"}
 
 
-def test_control_labels_follow_the_key_column(features):
-    folder = FeaturesFolder(features)
-    controls = folder_control_labels(folder, "speaker", seed=4)
-    speakers = folder.columns["speaker"].codes
-    for speaker in np.unique(speakers):
-        assert np.unique(controls[speakers == speaker]).size == 1
-    assert np.array_equal(controls, folder_control_labels(folder, "speaker", seed=4))
-    permuted = folder_control_labels(folder, "segment", seed=4)
-    labels = folder.columns["label"].codes
+def test_control_labels_follow_the_key_column(features, tmp_path):
+    rng = np.random.default_rng(3)
+    splits = np.array(["train"] * 300 + ["dev"] * 60 + ["test"] * 60)
+    sessions = np.array([f"s{k}" for k in rng.integers(8, size=splits.size)])
+    sessions[-10:] = "new"  # ten test rows of a session never seen in train
+    layers = [rng.standard_normal((splits.size, 4)).astype(np.float32)]
+    shared = write_features_folder(
+        tmp_path / "shared", layers, splits, [f"c{k}" for k in rng.integers(3, size=splits.size)], {"session": sessions}
+    )
+    folder = FeaturesFolder(shared)
+    controls = folder_control_labels(folder, "session", seed=4)
+    assert np.all(controls[-10:] == UNSEEN) and np.all(controls[:-10] != UNSEEN)
+    for session in set(sessions[:-10]):
+        assert np.unique(controls[sessions == session]).size == 1
+    assert np.array_equal(controls, folder_control_labels(folder, "session", seed=4))
+    assert main(probe_command(shared, tmp_path / "out", "--control", "session")) == 0
+    provenance = json.loads((tmp_path / "out" / "sweep.json").read_text())["provenance"]
+    assert provenance["control"] == {"key": "session", "unscored_segments": {"train": 0, "dev": 0, "test": 10}}
+
+    disjoint = FeaturesFolder(features)
+    with pytest.raises(ValueError, match="no dev and no test segment has a speaker that occurs in train"):
+        folder_control_labels(disjoint, "speaker")
+    permuted = folder_control_labels(disjoint, "segment", seed=4)
+    labels = disjoint.columns["label"].codes
     for split in ("train", "dev", "test"):
-        rows = folder.rows_of(split)
+        rows = disjoint.rows_of(split)
         assert sorted(permuted[rows]) == sorted(labels[rows]) and not np.array_equal(permuted[rows], labels[rows])
     with pytest.raises(ValueError, match="choose among segment, group, speaker"):
-        folder_control_labels(folder, "label")
+        folder_control_labels(disjoint, "label")
 
 
 def test_analyses_on_a_folder_record_their_subsample(features, tmp_path):

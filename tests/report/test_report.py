@@ -60,6 +60,8 @@ def fake_rows(upstream, num_layers, peak_layer, peak_bits, tasks=("phone",)):
                         "num_seeds": 1,
                         "mi_bits_seed_std": None,
                         "accuracy_seed_std": None,
+                        "num_train_segments": 5000,
+                        "hard_margin_segments": None,
                     }
                 )
     return rows
