@@ -108,6 +108,7 @@ def plan_memory(
 
 
 def _chunk_rows(budget, num_layers, dim, num_classes):
-    """Rows per evaluation chunk: scores and margins (float64, a few ``[L, rows, C]``) within a share of the budget."""
-    per_row = num_layers * max(dim, num_classes) * 8 * 6
+    """Rows per evaluation chunk within a share of the budget: a few float32 copies of the features
+    ``[L, rows, D]`` (read, standardised, padded) and of the scores and margins (float64 ``[L, rows, C]``)."""
+    per_row = num_layers * (dim * 4 * 4 + num_classes * 8 * 6)
     return int(min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, budget // EVAL_SHARE // per_row)))
