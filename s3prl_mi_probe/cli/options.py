@@ -95,6 +95,17 @@ def task_options(args):
     )
 
 
+def positive_int(text):
+    """A whole number of at least 1 (counts of rows, seeds, units)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _size(text):
     try:
         return parse_size(text)
@@ -109,9 +120,11 @@ def add_probe_options(parser, kinds_help, control_help, control_choices=None):
     parser.add_argument(
         "--probe", action="append", metavar="KIND", help=f"{kinds_help}; repeat or comma-separate for several curves"
     )
-    parser.add_argument("--mlp-width", type=int, default=256, help="hidden units of mlp1/mlp2 probes")
+    parser.add_argument("--mlp-width", type=positive_int, default=256, help="hidden units of mlp1/mlp2 probes")
     parser.add_argument("--control", metavar="KEY", choices=control_choices, help=control_help)
-    parser.add_argument("--seeds", type=int, default=1, help="train every probe with this many seeds (mean, std)")
+    parser.add_argument(
+        "--seeds", type=positive_int, default=1, help="train every probe with this many seeds (mean, std)"
+    )
     parser.add_argument("--mdl", action="store_true", help="MDL online codelength and compression per layer")
     parser.add_argument(
         "--hard-margin",
@@ -120,7 +133,7 @@ def add_probe_options(parser, kinds_help, control_help, control_choices=None):
     )
     parser.add_argument(
         "--hard-margin-rows",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="solve the hard margin on a seeded, class-stratified subsample of at most N train rows (default: 10000)",
     )
@@ -134,12 +147,12 @@ def add_probe_options(parser, kinds_help, control_help, control_choices=None):
     )
     parser.add_argument(
         "--max-train-segments",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="train on a seeded, class-stratified subsample of at most N train segments",
     )
     parser.add_argument(
-        "--max-per-class", type=int, metavar="K", help="train on at most K segments of each class (seeded)"
+        "--max-per-class", type=positive_int, metavar="K", help="train on at most K segments of each class (seeded)"
     )
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from s3prl_mi_probe.cli.options import add_probe_options, probe_settings
+from s3prl_mi_probe.cli.options import add_probe_options, existing_folder, probe_settings
 
 
 def register_probe_command(commands):
@@ -12,8 +12,10 @@ def register_probe_command(commands):
         help="probe every layer of a features folder (layer_KKK.npy + rows.tsv, or a sweep's cache): "
         "bits, accuracy, margins",
     )
-    probe.add_argument("features", type=Path, metavar="FEATURES_DIR", help="features folder")
-    probe.add_argument("--out", type=Path, required=True)
+    probe.add_argument(
+        "features", type=existing_folder, metavar="FEATURES_DIR", help="features folder (layer_KKK.npy + rows.tsv)"
+    )
+    probe.add_argument("--out", type=Path, required=True, help="folder for sweep.csv, sweep.json, plots/, tb/")
     add_probe_options(
         probe,
         kinds_help="linear (default), mlp1, mlp2",

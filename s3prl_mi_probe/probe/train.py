@@ -335,39 +335,10 @@ def fit_layer_probes(
     return estimator.fit(train, dev=dev, groups=groups)
 
 
-def probe_layers(
-    train,
-    test,
-    dev=None,
-    probe="linear",
-    seed=0,
-    device="cpu",
-    groups=None,
-    l2_grid=None,
-    max_epochs=100,
-    batch_size=256,
-    patience=6,
-    progress=True,
-    hidden_dim=DEFAULT_HIDDEN_DIM,
-    memory_budget=DEFAULT_MEMORY_BUDGET,
-):
-    """Test-split metric rows, one per layer: probes fitted by :func:`fit_layer_probes`, evaluated on ``test``.
+def probe_layers(train, test, dev=None, groups=None, **options):
+    """Test-split metric rows, one per layer: probes fitted by :func:`fit_layer_probes` (``options`` are its
+    keywords: ``probe``, ``seed``, ``device``, ``l2_grid``, ...), evaluated on ``test``.
 
     Test rows whose label never occurs in train are dropped with a warning (see :meth:`LayerProbes.evaluate`).
     """
-    fitted = fit_layer_probes(
-        train,
-        dev=dev,
-        probe=probe,
-        seed=seed,
-        device=device,
-        groups=groups,
-        l2_grid=l2_grid,
-        max_epochs=max_epochs,
-        batch_size=batch_size,
-        patience=patience,
-        progress=progress,
-        hidden_dim=hidden_dim,
-        memory_budget=memory_budget,
-    )
-    return fitted.evaluate(test, split="test")
+    return fit_layer_probes(train, dev=dev, groups=groups, **options).evaluate(test, split="test")

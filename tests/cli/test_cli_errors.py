@@ -92,6 +92,27 @@ def test_compare_of_a_missing_folder(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_probe_of_a_missing_folder_and_a_bad_count(tmp_path):
+    our_line(cli("probe", tmp_path / "nope", "--out", tmp_path / "out"), 2, "argument FEATURES_DIR: no folder")
+    line = our_line(cli("probe", tmp_path, "--out", tmp_path / "out", "--max-train-segments", "0"), 2)
+    assert "argument --max-train-segments: must be at least 1, got 0" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_probe_of_a_folder_that_is_not_a_features_folder(tmp_path):
+    (tmp_path / "feats").mkdir()
+    (tmp_path / "feats" / "rows.tsv").write_text("split\tlabel\ntrain\ta\n")
+    result = cli("probe", tmp_path / "feats", "--out", tmp_path / "out")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    first, *problems = result.stderr.strip().splitlines()
+    assert first.startswith("s3prl-mi-probe probe: features folder") and first.endswith("cannot be probed:")
+    assert problems == [
+        "  - no layer files (layer_000.npy, layer_001.npy, ...)",
+        "  - rows.tsv: split 'test' has no rows",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
 def journalled_chunks(cache_dir):
     return sum(len(journal.read_text().split("\n")) - 1 for journal in cache_dir.rglob("done-rank*.txt"))
 

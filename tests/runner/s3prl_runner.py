@@ -5,7 +5,7 @@ import json
 from s3prl_mi_probe.runner import launch as s3prl_run
 from s3prl_mi_probe.runner.launch import short_run_overrides
 
-__all__ = ["metrics_rows", "run_downstream", "short_run_overrides"]
+__all__ = ["metrics_rows", "run_downstream", "short_run_overrides", "train_mi_probe"]
 
 
 def run_downstream(*args, check=True, **kwargs):
@@ -14,6 +14,24 @@ def run_downstream(*args, check=True, **kwargs):
     if check and result.returncode != 0:
         raise AssertionError(f"run_downstream failed ({result.returncode}):\n{result.stderr[-6000:]}")
     return result
+
+
+def train_mi_probe(expdir, manifest, *upstream, task="phone", steps=60, check=True, **overrides):
+    """``run_downstream.py -m train -d mi_probe`` on ``manifest`` into ``expdir``: a short run (``steps``) with
+    the config ``overrides`` (``downstream_expert__control="speaker"`` sets ``downstream_expert.control``)."""
+    return run_downstream(
+        "-m",
+        "train",
+        *upstream,
+        "-d",
+        "mi_probe",
+        "-p",
+        str(expdir),
+        "-o",
+        short_run_overrides(manifest, steps=steps, **overrides),
+        task=task,
+        check=check,
+    )
 
 
 def metrics_rows(expdir):

@@ -8,22 +8,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from s3prl_runner import metrics_rows, run_downstream, short_run_overrides
+from s3prl_runner import metrics_rows, run_downstream, short_run_overrides, train_mi_probe
 
 
-def train(expdir, manifest, *upstream, task="phone", steps=60, **overrides):
-    return run_downstream(
-        "-m",
-        "train",
-        *upstream,
-        "-d",
-        "mi_probe",
-        "-p",
-        str(expdir),
-        "-o",
-        short_run_overrides(manifest, steps=steps, **overrides),
-        task=task,
-    )
+def train(expdir, manifest, *upstream, steps=60, **options):
+    return train_mi_probe(expdir, manifest, *upstream, steps=steps, **options)
 
 
 def assert_rows_complete(expdir, layers, steps):
@@ -158,7 +147,7 @@ def test_bad_input_is_one_error_listing_every_problem(tmp_path, tone_manifest):
         "\n".join([header, *rows, "utt999\tnone.wav\tnone.TextGrid\tvalid\ts1"]) + "\n"
     )
     expdir = tmp_path / "exp"
-    result = train_failing(expdir, corpus / "manifest.tsv")
+    result = train(expdir, corpus / "manifest.tsv", "-u", "fbank", check=False)
     assert result.returncode != 0
     for expected in [
         "manifest.tsv:2 (utt000): audio",
@@ -170,19 +159,3 @@ def test_bad_input_is_one_error_listing_every_problem(tmp_path, tone_manifest):
         assert expected in result.stderr, expected
     left = sorted(path.name for path in expdir.iterdir())
     assert not [name for name in left if name.endswith(".ckpt") or name in ("metrics.jsonl", "summary.json")], left
-
-
-def train_failing(expdir, manifest):
-    return run_downstream(
-        "-m",
-        "train",
-        "-u",
-        "fbank",
-        "-d",
-        "mi_probe",
-        "-p",
-        str(expdir),
-        "-o",
-        short_run_overrides(manifest),
-        check=False,
-    )

@@ -4,26 +4,14 @@ import json
 import math
 
 import torch
-from s3prl_runner import metrics_rows, run_downstream, short_run_overrides
+from s3prl_runner import metrics_rows, train_mi_probe
 
 from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 
 
-def train(expdir, manifest, *upstream, task="phone", steps=30, check=True, **overrides):
-    return run_downstream(
-        "-m",
-        "train",
-        *upstream,
-        "-d",
-        "mi_probe",
-        "-p",
-        str(expdir),
-        "-o",
-        short_run_overrides(manifest, steps=steps, **overrides),
-        task=task,
-        check=check,
-    )
+def train(expdir, manifest, *upstream, steps=30, **options):
+    return train_mi_probe(expdir, manifest, *upstream, steps=steps, **options)
 
 
 def test_mlp_probe_with_a_segment_control(tmp_path, tone_manifest):
