@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/sweep_speed.py --out bench_out
 	$(BIN)/python bench/hard_margin_vs_sklearn.py --sizes 2000x256x20 5000x1024x40
 	$(BIN)/python bench/benchmark_cost.py --out bench_out/benchmark_cost
+	$(BIN)/python bench/scale.py --dir bench_out/scale
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_out bench_out
