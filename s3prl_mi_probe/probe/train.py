@@ -297,42 +297,13 @@ class LayerProbes:
         return self.standardizer_.total.shape[1]
 
 
-def fit_layer_probes(
-    train,
-    dev=None,
-    probe="linear",
-    seed=0,
-    device="cpu",
-    groups=None,
-    l2_grid=None,
-    max_epochs=100,
-    batch_size=256,
-    patience=6,
-    lr=1e-2,
-    progress=True,
-    classes=None,
-    hidden_dim=DEFAULT_HIDDEN_DIM,
-    memory_budget=DEFAULT_MEMORY_BUDGET,
-):
-    """:class:`LayerProbes` fitted on ``train`` (``(X, y)``, ``X`` ``[L, N, D]`` or a list of L ``[N, D_l]``).
+def fit_layer_probes(train, dev=None, probe="linear", groups=None, **params):
+    """:class:`LayerProbes` of kind ``probe`` fitted on ``train`` (``(X, y)``, ``X`` ``[L, N, D]`` or a list of L
+    ``[N, D_l]``); ``params`` are LayerProbes' other parameters (``seed``, ``device``, ``l2_grid``, ...).
 
-    The one-call form of ``LayerProbes(kind=probe, ...).fit(train, dev=dev, groups=groups)``.
+    The one-call form of ``LayerProbes(kind=probe, **params).fit(train, dev=dev, groups=groups)``.
     """
-    estimator = LayerProbes(
-        kind=probe,
-        l2_grid=l2_grid,
-        max_epochs=max_epochs,
-        batch_size=batch_size,
-        patience=patience,
-        lr=lr,
-        hidden_dim=hidden_dim,
-        seed=seed,
-        device=device,
-        memory_budget=memory_budget,
-        classes=classes,
-        progress=progress,
-    )
-    return estimator.fit(train, dev=dev, groups=groups)
+    return LayerProbes(kind=probe, **params).fit(train, dev=dev, groups=groups)
 
 
 def probe_layers(train, test, dev=None, groups=None, **options):
