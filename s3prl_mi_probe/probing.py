@@ -20,7 +20,7 @@ from s3prl_mi_probe.common.device import check_device
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, package_versions
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.corpus.control import UNSEEN, keyed_control_labels
+from s3prl_mi_probe.corpus.control import UNSEEN, keyed_control_labels, unscored_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS
 from s3prl_mi_probe.features.cache import LayerCache
 from s3prl_mi_probe.features.folder import REQUIRED_COLUMNS, ROWS_FILE, FeaturesFolder, FeaturesFolderError
@@ -169,11 +169,6 @@ def report_unscored(key, unscored):
     return {"control": {"key": key, "unscored_segments": unscored}}
 
 
-def unscored_rows(controls, sources):
-    """Per split of ``sources``, how many of its rows the control (one label per folder row) does not score."""
-    return {split: int((controls[_absolute_rows(source)] == UNSEEN).sum()) for split, source in sources.items()}
-
-
 def _absolute_rows(source):
     return np.arange(source.num_rows) if source.rows is None else source.rows
 
@@ -283,7 +278,8 @@ def run_probe(features_dir, out, settings=ProbeSettings(), upstream=None, task=N
     sources, notes = folder_splits(folder, settings)
     group = join_process_group(settings.device)
     if controls is not None and group.leader:
-        notes.update(report_unscored(settings.control, unscored_rows(controls, sources)))
+        split_controls = {split: controls[_absolute_rows(source)] for split, source in sources.items()}
+        notes.update(report_unscored(settings.control, unscored_segments(split_controls)))
     layers = group.share(range(folder.num_layers))
     rank_rows, rank_notes = probe_rows(
         sources, replace(settings, device=group.device), controls, layers, progress and group.leader

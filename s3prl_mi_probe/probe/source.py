@@ -82,11 +82,6 @@ class RowSource:
     def num_layers(self):
         return len(self.layers)
 
-    @property
-    def on_disk(self):
-        """Whether the rows come from files (reading them costs I/O) rather than memory."""
-        return any(isinstance(layer, NpyRows) for layer in self.layers)
-
     def subset(self, positions):
         """The source restricted to ``positions`` (indices or a boolean mask over its rows), in that order."""
         positions = np.asarray(positions)
