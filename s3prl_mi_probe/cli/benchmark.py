@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from s3prl_mi_probe.cli.options import upstream_argument
+
 
 def register_benchmark_command(commands):
     """Add ``benchmark`` to the subcommands of the ``s3prl-mi-probe`` parser."""
@@ -19,6 +21,7 @@ def register_benchmark_command(commands):
         "--upstream",
         action="append",
         default=[],
+        type=upstream_argument,
         metavar="SPEC",
         help="s3prl hub name, or NAME=CKPT_PATH for *_local upstreams (repeatable)",
     )
@@ -39,29 +42,25 @@ def register_benchmark_command(commands):
         metavar="DIR",
         help="merge the finished cells of another benchmark folder of the same protocol (repeatable)",
     )
-    benchmark.set_defaults(handler=_benchmark)
+    benchmark.set_defaults(
+        handler=_benchmark,
+        resume_hint="finished upstream x task cells are kept in the --out folder: rerun the same command to continue",
+    )
 
 
 def _benchmark(args):
     from s3prl_mi_probe.benchmark.protocol import ProtocolError, load_protocol
     from s3prl_mi_probe.benchmark.run import BenchmarkError, run_benchmark
     from s3prl_mi_probe.corpus.errors import CorpusError
-    from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
 
     if not args.upstream and not args.add:
         return "s3prl-mi-probe benchmark: give --upstream SPEC (repeatable) and/or --add DIR"
     try:
         protocol = load_protocol(args.protocol)
-        upstreams = [UpstreamSpec.parse(spec) for spec in args.upstream]
         manifests = dict(_corpus_path(text) for text in args.manifest)
-        outputs = run_benchmark(protocol, upstreams, args.out, args.device, manifests, args.add)
+        outputs = run_benchmark(protocol, args.upstream, args.out, args.device, manifests, args.add)
     except (ProtocolError, BenchmarkError, CorpusError, ValueError, FileNotFoundError) as error:
         return f"s3prl-mi-probe benchmark: {error}"
-    except KeyboardInterrupt:
-        return (
-            f"s3prl-mi-probe benchmark: interrupted; finished upstream x task cells are kept in {args.out}: "
-            f"rerun the same command to continue"
-        )
     print(outputs["markdown"].read_text())
     print(f"wrote {outputs['markdown']}, {outputs['csv'].name}, {outputs['html'].name}, plots/")
     return 0
