@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from s3prl_mi_probe.analyses.hard_margin import HARD_MARGIN_ROWS, sampled_hard_margins
+from s3prl_mi_probe.analyses.hard_margin import sampled_hard_margins
 from s3prl_mi_probe.common.allocator import release_large_blocks
 from s3prl_mi_probe.common.device import check_device
 from s3prl_mi_probe.common.process_group import join_process_group
@@ -27,7 +27,7 @@ from s3prl_mi_probe.features.folder import REQUIRED_COLUMNS, ROWS_FILE, Features
 from s3prl_mi_probe.metrics.columns import present_columns
 from s3prl_mi_probe.probe.arrays import carve_dev
 from s3prl_mi_probe.probe.kinds import PROBE_KINDS
-from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET
+from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS
 from s3prl_mi_probe.probe.source import RowSource
 from s3prl_mi_probe.probe.subsample import stratified_subsample
 

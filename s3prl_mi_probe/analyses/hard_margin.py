@@ -44,12 +44,11 @@ import numpy as np
 import torch
 
 from s3prl_mi_probe.probe.arrays import stack_layers
-from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET
+from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS
 from s3prl_mi_probe.probe.source import as_source
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
 from s3prl_mi_probe.probe.subsample import stratified_subsample
 
-HARD_MARGIN_ROWS = 10_000
 STAGE_FACTOR = 10.0
 HISTORY = 10
 ARMIJO = 1e-4

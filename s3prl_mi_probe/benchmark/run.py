@@ -30,6 +30,7 @@ from s3prl_mi_probe.corpus.errors import CorpusError
 from s3prl_mi_probe.corpus.frames import FRAME_TASKS
 from s3prl_mi_probe.corpus.task import build_task
 from s3prl_mi_probe.probe.kinds import FINETUNE
+from s3prl_mi_probe.report.tensorboard import run_folder_name
 
 STATE_FILE = "benchmark.json"
 CELL_FILE = "cell.json"
@@ -44,11 +45,6 @@ class BenchmarkError(ValueError):
             super().__init__(self.problems[0])
         else:
             super().__init__("\n  ".join([f"{len(self.problems)} problems:", *self.problems]))
-
-
-def folder_name(label):
-    """The folder of an upstream label under ``runs/``."""
-    return label.replace("/", "_").replace(":", "_")
 
 
 def run_benchmark(protocol, upstreams, out, device="cpu", manifests=None, added=(), progress=True):
@@ -119,7 +115,7 @@ def _claim_folder(out, protocol):
 def _check_labels(upstreams):
     folders = {}
     for spec in upstreams:
-        folders.setdefault(folder_name(spec.label), []).append(spec.label)
+        folders.setdefault(run_folder_name(spec.label), []).append(spec.label)
     clashes = [labels for labels in folders.values() if len(labels) > 1]
     if clashes:
         raise BenchmarkError(
@@ -132,7 +128,7 @@ def _check_labels(upstreams):
 
 
 def _cell_folder(out, label, task):
-    return out / "runs" / folder_name(label) / task
+    return out / "runs" / run_folder_name(label) / task
 
 
 def _cell_record(protocol, spec, task, checkpoint_sha256, probes):
@@ -299,7 +295,7 @@ def plan_merge(out, protocol, folders):
     here (or in another added folder) with another checkpoint is an error (all listed); a cell already
     here with the same checkpoint is left out.
     """
-    problems, planned, seen = [], {}, {}
+    problems, planned = [], {}
     for folder in map(Path, folders):
         state_path = folder / STATE_FILE
         if not state_path.is_file():
@@ -316,7 +312,7 @@ def plan_merge(out, protocol, folders):
             target = _cell_folder(out, record["upstream"], record["task"])
             marker = target / CELL_FILE
             here = json.loads(marker.read_text()) if marker.is_file() else None
-            other = here or seen.get(target)
+            other = here or planned.get(target, (None,))[0]
             if other is not None and other["checkpoint_sha256"] != record["checkpoint_sha256"]:
                 where = out if here is not None else "another --add folder"
                 problems.append(
@@ -325,7 +321,6 @@ def plan_merge(out, protocol, folders):
                     f"{str(record['checkpoint_sha256'])[:12]} here)"
                 )
             elif here is None:
-                seen[target] = record
                 planned[target] = (record, source, target)
     if problems:
         raise BenchmarkError(problems)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from s3prl_mi_probe.corpus.task import TASK_DEFAULT, TaskOptions, describe_task_default
-from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, parse_size
+from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS, parse_size
 
 
 def comma_list(values):
@@ -134,8 +134,9 @@ def add_probe_options(parser, kinds_help, control_help, control_choices=None):
     parser.add_argument(
         "--hard-margin-rows",
         type=positive_int,
+        default=HARD_MARGIN_ROWS,
         metavar="N",
-        help="solve the hard margin on a seeded, class-stratified subsample of at most N train rows (default: 10000)",
+        help="solve the hard margin on a seeded, class-stratified subsample of at most N train rows",
     )
     parser.add_argument(
         "--memory-budget",
@@ -158,9 +159,8 @@ def add_probe_options(parser, kinds_help, control_help, control_choices=None):
 
 def probe_settings(args, default_kind="linear"):
     """The :class:`~s3prl_mi_probe.probing.ProbeSettings` fields of :func:`add_probe_options`'s arguments."""
-    optional = {"hard_margin_rows": args.hard_margin_rows} if args.hard_margin_rows is not None else {}
     return {
-        **optional,
+        "hard_margin_rows": args.hard_margin_rows,
         "device": args.device,
         "probes": comma_list(args.probe or [default_kind]),
         "hidden_dim": args.mlp_width,

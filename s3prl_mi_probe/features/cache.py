@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from s3prl_mi_probe.common.atomic import write_json_atomic
-from s3prl_mi_probe.features.folder import GROUP_COLUMN, ROWS_FILE, write_rows_tsv
+from s3prl_mi_probe.features.folder import GROUP_COLUMN, META_FILE, ROWS_FILE, layer_file, write_rows_tsv
 
 CACHE_FORMAT = 2  # 2: the cache is a features folder (rows.tsv)
 SPLIT_CODES = {"train": 0, "dev": 1, "test": 2}
@@ -70,7 +70,7 @@ class LayerCache:
 
     def __init__(self, root):
         self.root = Path(root)
-        self.meta = json.loads((self.root / "meta.json").read_text())
+        self.meta = json.loads((self.root / META_FILE).read_text())
         arrays = np.load(self.root / "rows.npz")
         self.split_codes = arrays["split_codes"]
         self.labels = arrays["labels"]
@@ -84,20 +84,20 @@ class LayerCache:
         write_rows_tsv(root / ROWS_FILE, table)
         for layer, dim in enumerate(meta["layer_dims"]):
             np.lib.format.open_memmap(
-                root / f"layer_{layer:03d}.npy", mode="w+", dtype=meta["dtype"], shape=(meta["num_rows"], dim)
+                layer_file(root, layer), mode="w+", dtype=meta["dtype"], shape=(meta["num_rows"], dim)
             ).flush()
-        write_json_atomic(root / "meta.json", meta)
+        write_json_atomic(root / META_FILE, meta)
         return cls(root)
 
     @staticmethod
     def exists(root):
         """Whether ``root`` holds a laid-out cache (complete or not)."""
-        return (Path(root) / "meta.json").is_file()
+        return (Path(root) / META_FILE).is_file()
 
     @staticmethod
     def unfinished(root):
         """Whether ``root`` is a cache laid out by an extraction that has not finished (no complete.json)."""
-        meta, complete = Path(root) / "meta.json", Path(root) / "complete.json"
+        meta, complete = Path(root) / META_FILE, Path(root) / "complete.json"
         return meta.is_file() and "num_chunks" in json.loads(meta.read_text()) and not complete.is_file()
 
     @property
@@ -110,7 +110,7 @@ class LayerCache:
 
     def layer(self, index, mode="r"):
         """The memmap ``[rows, D_l]`` of a layer."""
-        return np.load(self.root / f"layer_{index:03d}.npy", mmap_mode=mode)
+        return np.load(layer_file(self.root, index), mmap_mode=mode)
 
     def done_chunks(self):
         """Chunks journalled as written by any rank (a torn last line is ignored)."""

@@ -7,23 +7,21 @@ their intervals do not overlap, a conservative check; overlapping intervals mean
 """
 
 from s3prl_mi_probe.report.notes import with_interval
+from s3prl_mi_probe.report.rows import best_layers
 
 
 def chosen_layers(rows, task, probe, select_split="dev", report_split="test"):
     """Per upstream: its ``report_split`` row at the layer of highest ``select_split`` mi_bits (lowest on ties)."""
-    chosen = {}
-    for row in rows:
-        if (row["task"], row["probe"], row["split"]) != (task, probe, select_split):
-            continue
-        current = chosen.get(row["upstream"])
-        if current is None or (row["mi_bits"], -row["layer"]) > (current["mi_bits"], -current["layer"]):
-            chosen[row["upstream"]] = row
     reported = {
         (row["upstream"], row["layer"]): row
         for row in rows
         if (row["task"], row["probe"], row["split"]) == (task, probe, report_split)
     }
-    return {upstream: reported[(upstream, row["layer"])] for upstream, row in chosen.items()}
+    return {
+        upstream: reported[(upstream, row["layer"])]
+        for (upstream, row_task, row_probe), row in best_layers(rows, split=select_split).items()
+        if (row_task, row_probe) == (task, probe)
+    }
 
 
 def interval_order(first, second, metric="mi_bits"):

@@ -151,7 +151,7 @@ def _plots(out, cells, context):
                 out / "plots" / f"{task}_{stem}.png",
                 split=SCORE_SPLIT,
                 select_split=SELECT_SPLIT,
-                title=f"{task}: {metric} per layer (test); ★ = layer chosen on dev; bands = 95% bootstrap CI",
+                title=f"{task}: {metric} per layer (test); ★ = layer chosen on dev",
             )
             for metric, stem in PLOTTED_METRICS.items()
         }

@@ -37,7 +37,12 @@ def runner_upstream():
 def runner_checkpoint_step():
     """The step of the checkpoint (``-e``/``-i``) that the Runner building the expert now loaded; 0 without one."""
     runner = _building["runner"]
-    return 0 if runner is None else int(runner.init_ckpt.get("Step", 0))
+    return 0 if runner is None else _checkpoint_step(runner)
+
+
+def _checkpoint_step(runner):
+    """The step of the checkpoint a Runner loaded (``init_ckpt``); 0 when it loaded none."""
+    return int(runner.init_ckpt.get("Step") or 0)
 
 
 def add_downstream_path(downstream_package):
@@ -140,7 +145,7 @@ def _wrap_train(runner_class):
         # training loop and block in DDP's next all-reduce once rank 0 has finished. Count their
         # forwards instead and stop them after the last step (before any collective of the next).
         runner_config = self.config["runner"]
-        forwards_left = (runner_config["total_steps"] - int(self.init_ckpt.get("Step") or 0)) * (
+        forwards_left = (runner_config["total_steps"] - _checkpoint_step(self)) * (
             runner_config.get("gradient_accumulate_steps") or 1
         )
 
