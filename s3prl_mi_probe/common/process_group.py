@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -31,10 +31,9 @@ class ProcessGroup:
 def join_process_group(device="cpu"):
     """Join torchrun's group when launched by it (gloo on CPU, nccl on CUDA); else a lone process.
 
-    On CUDA each process takes the GPU of its ``LOCAL_RANK``.
+    On CUDA each process takes the GPU of its ``LOCAL_RANK``. ``close`` leaves the group.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return ProcessGroup(device=device)
     import torch
     import torch.distributed as dist
@@ -45,6 +44,16 @@ def join_process_group(device="cpu"):
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if on_cuda else "gloo")
+    return replace(current_process_group(device), close=dist.destroy_process_group)
+
+
+def current_process_group(device="cpu"):
+    """The group this process already belongs to (torch.distributed initialised, e.g. by s3prl's runner
+    under DDP), or a lone process; ``close`` does nothing: the group belongs to whoever started it."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return ProcessGroup(device=device)
     rank, world_size = dist.get_rank(), dist.get_world_size()
 
     def gather(value):
@@ -53,11 +62,4 @@ def join_process_group(device="cpu"):
         dist.gather_object(value, gathered, dst=0)
         return gathered
 
-    return ProcessGroup(
-        rank=rank,
-        world_size=world_size,
-        device=device,
-        barrier=dist.barrier,
-        close=dist.destroy_process_group,
-        gather=gather,
-    )
+    return ProcessGroup(rank=rank, world_size=world_size, device=device, barrier=dist.barrier, gather=gather)

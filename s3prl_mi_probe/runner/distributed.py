@@ -23,55 +23,33 @@ downstream.
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DistributedSampler, Sampler
+from torch.utils.data import DistributedSampler
 
 
-def rank_and_world_size():
-    """``(rank, world size)`` of the initialised process group; ``(0, 1)`` without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def training_sampler(num_items, seed, epoch):
-    """This rank's shuffled share of the training items for ``epoch`` (None in a lone process).
+def training_sampler(group, num_items, seed, epoch):
+    """This rank's shuffled share of the training items for ``epoch`` (None in a lone process);
+    ``group`` is the :class:`~s3prl_mi_probe.common.process_group.ProcessGroup` s3prl's runner started.
 
     ``DistributedSampler`` pads the shares to equal length with a few repeated items, so that every
     rank runs the same number of steps, as DDP needs.
     """
-    rank, world_size = rank_and_world_size()
-    if world_size == 1:
+    if group.world_size == 1:
         return None
-    sampler = DistributedSampler(range(num_items), num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    sampler = DistributedSampler(
+        range(num_items), num_replicas=group.world_size, rank=group.rank, shuffle=True, seed=seed
+    )
     sampler.set_epoch(epoch)
     return sampler
 
 
-class ContiguousShard(Sampler):
-    """Items ``[start, stop)`` of ``num_items``: rank r of w gets the r-th of w near-equal contiguous blocks."""
-
-    def __init__(self, num_items, rank, world_size):
-        self.start = num_items * rank // world_size
-        self.stop = num_items * (rank + 1) // world_size
-
-    def __iter__(self):
-        return iter(range(self.start, self.stop))
-
-    def __len__(self):
-        return self.stop - self.start
-
-
-def gather_records(records, keys):
+def gather_records(group, records, keys):
     """On rank 0: per key, the records of all ranks concatenated along segments in rank order; None elsewhere.
 
     ``records[key]`` is a list of per-batch tensors whose last dimension is the segment; with contiguous
-    shards the result is in the order a lone process would have produced.
+    shares (``group.share``) the result is in the order a lone process would have produced.
     """
-    rank, world_size = rank_and_world_size()
-    local = {key: torch.cat(records[key], dim=-1) for key in keys if records[key]}
-    gathered = [None] * world_size if rank == 0 else None
-    dist.gather_object(local, gathered, dst=0)
-    if rank != 0:
+    gathered = group.gather({key: torch.cat(records[key], dim=-1) for key in keys if records[key]})
+    if not group.leader:
         return None
     return {
         key: [torch.cat([shard[key] for shard in gathered if key in shard], dim=-1)]

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from s3prl_mi_probe.analyses.selectivity import with_control_columns
 from s3prl_mi_probe.common.atomic import append_jsonl, write_json_atomic
+from s3prl_mi_probe.common.process_group import current_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
 from s3prl_mi_probe.common.table import format_table
 from s3prl_mi_probe.corpus.control import UNSEEN, control_labels, per_utterance, unscored_segments
@@ -75,8 +76,8 @@ class DownstreamExpert(nn.Module):
             )
         self.config = {**LOADER_KEYS, **PROBE_KEYS, **downstream_expert}
         self.options = task_options_from_config(downstream_expert)
-        self.rank, self.world_size = distributed.rank_and_world_size()
-        self.num_workers = resolve_num_workers(self.config["num_workers"], processes=self.world_size)
+        self.group = current_process_group()
+        self.num_workers = resolve_num_workers(self.config["num_workers"], processes=self.group.world_size)
         self.manifest = Path(self.config["manifest"])
         self.task = build_task(self.manifest, self.options)
         self.control_unscored = None
@@ -98,7 +99,7 @@ class DownstreamExpert(nn.Module):
         self.metrics_path = self.expdir / "metrics.jsonl"
         self.summary_path = self.expdir / "summary.json"
         distributed.keep_buffers_out_of_ddp(self)
-        if self.rank != 0:
+        if not self.group.leader:
             return  # under DDP, rank 0 writes the experiment's files and reports (as s3prl logs on rank 0)
         if kwargs.get("mode") == "train" and not kwargs.get("init_ckpt"):
             # A new experiment in this folder: earlier results must not mix into its summary.
@@ -174,9 +175,9 @@ class DownstreamExpert(nn.Module):
         training = split == "train"
         items = self.task.splits[split]
         if training:
-            sampler = distributed.training_sampler(len(items), self.options.seed, epoch)
+            sampler = distributed.training_sampler(self.group, len(items), self.options.seed, epoch)
         elif self._evaluation_sharded():
-            sampler = distributed.ContiguousShard(len(items), self.rank, self.world_size)
+            sampler = self.group.share(range(len(items)))
         else:
             sampler = None
         return segment_dataloader(
@@ -194,7 +195,7 @@ class DownstreamExpert(nn.Module):
 
         During DDP training s3prl evaluates on rank 0 alone, which then reads the whole split.
         """
-        return self.evaluate_mode and self.world_size > 1
+        return self.evaluate_mode and self.group.world_size > 1
 
     def _batch_segments(self, features, segments):
         """Per utterance of a batch, its segment pooling matrix; all labels ``[S]``; control labels or None."""
@@ -211,7 +212,7 @@ class DownstreamExpert(nn.Module):
         """Standardised pooled segments ``[L, S, D]``; training batches update the statistics first."""
         pooled = pool_batch(features.hidden, matrices)
         if split == "train" and self.training:
-            if self.world_size > 1:
+            if self.group.world_size > 1:
                 distributed.update_across_ranks(self.standardizer, pooled)
             else:
                 self.standardizer.update(pooled)
@@ -264,7 +265,7 @@ class DownstreamExpert(nn.Module):
             return []
         if self._evaluation_sharded():
             keys = [f"{prefix}{name}" for prefix in self._prefixes() for name in _EVALUATION_RECORDS]
-            records = distributed.gather_records(records, keys)
+            records = distributed.gather_records(self.group, records, keys)
             if records is None:
                 return []  # rank 0 reports the whole split
         step = self.checkpoint_step if self.evaluate_mode else global_step
