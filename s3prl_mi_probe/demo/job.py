@@ -22,7 +22,6 @@ from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
 from s3prl_mi_probe.report.compare import compare_sweeps
 from s3prl_mi_probe.report.findings import pair_finding, ranking_finding
 from s3prl_mi_probe.report.html import write_html_report
-from s3prl_mi_probe.report.rows import read_sweep_csv
 from s3prl_mi_probe.sweep import SweepSettings, run_sweep
 
 TASKS = ("phone", "word")
@@ -82,8 +81,9 @@ def _task_sizes(sweep_dirs):
     return markdown_table(rows, list(rows[0]))
 
 
-def _findings(sweep_dirs):
-    """The findings section: per task, the ranking of the upstreams and each pretrained model against its twin."""
+def _findings(sweeps):
+    """The findings section: per task (``sweeps``: the rows of each task's sweep), the ranking of the upstreams
+    and each pretrained model against its twin."""
     lines = [
         "## Findings",
         "",
@@ -91,8 +91,7 @@ def _findings(sweep_dirs):
         "with the 95 % bootstrap interval. A difference counts only where the intervals do not overlap.",
         "",
     ]
-    for sweep_dir in sweep_dirs:
-        rows = read_sweep_csv(sweep_dir / "sweep.csv")
+    for rows in sweeps:
         task = rows[0]["task"]
         pretrained, random_twin = (spec.label for spec in _shipped_apc())
         sentences = [ranking_finding(rows, task), pair_finding(rows, task, pretrained, random_twin)]
@@ -110,11 +109,11 @@ def run_demo(out, upstreams=None, num_utterances=240, seed=0, device="cpu", min_
     settings = SweepSettings(device=device, seed=seed, cache_dir=out / "cache")
     manifest = synthesize_corpus(out / "corpus", utterances=num_utterances, seed=seed)
     upstreams = upstreams or default_upstreams(out)
-    sweep_dirs = []
-    for task in TASKS:
-        options = TaskOptions(task=task, min_count=min_count, seed=seed)
-        run_sweep(upstreams, manifest, options, out / task, settings)
-        sweep_dirs.append(out / task)
+    sweep_dirs = [out / task for task in TASKS]
+    sweeps = [
+        run_sweep(upstreams, manifest, TaskOptions(task=task, min_count=min_count, seed=seed), out / task, settings)
+        for task in TASKS
+    ]
     outputs = compare_sweeps(sweep_dirs, out)
     measured = (
         f"## What was measured\n\nCorpus: synthetic English from espeak-ng ({num_utterances} utterances, seed "
@@ -129,6 +128,6 @@ def run_demo(out, upstreams=None, num_utterances=240, seed=0, device="cpu", min_
     )
     report = out / "report.md"
     comparison = outputs["markdown"].read_text().split("\n", 1)[1]  # below compare's own title
-    write_text_atomic(report, f"{TITLE}\n\n{_findings(sweep_dirs)}{comparison}\n{measured}\n{HOW_TO_READ}")
+    write_text_atomic(report, f"{TITLE}\n\n{_findings(sweeps)}{comparison}\n{measured}\n{HOW_TO_READ}")
     write_html_report(report)
     return report
