@@ -70,10 +70,10 @@ def main():
     reference = sklearn_test_ce(train, dev, test, DEFAULT_L2_GRID)
     sklearn_s = time.perf_counter() - start
 
-    print(f"{'layer':>5} {'l2':>8} {'fit':>10} {'epochs':>6} {'ce_probe':>9} {'ce_sklearn':>10} {'diff':>8}")
+    print(f"{'layer':>5} {'l2':>8} {'fit':>10} {'passes':>6} {'ce_probe':>9} {'ce_sklearn':>10} {'diff':>8}")
     for row, sklearn_ce in zip(ours, reference):
         print(
-            f"{row['layer']:>5} {row['l2']:>8.0e} {row['fit']:>10} {row['epochs']:>6} {row['ce_bits']:>9.4f} "
+            f"{row['layer']:>5} {row['l2']:>8.0e} {row['fit']:>10} {row['train_passes']:>6.0f} {row['ce_bits']:>9.4f} "
             f"{sklearn_ce:>10.4f} {row['ce_bits'] - sklearn_ce:>+8.4f}"
         )
     worst = max(row["ce_bits"] - ce for row, ce in zip(ours, reference))

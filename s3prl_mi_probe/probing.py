@@ -20,6 +20,7 @@ from s3prl_mi_probe.common.device import check_device
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, package_versions
 from s3prl_mi_probe.common.table import format_table
+from s3prl_mi_probe.common.threads import use_cpu_share
 from s3prl_mi_probe.corpus.control import UNSEEN, keyed_control_labels, unscored_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS
 from s3prl_mi_probe.features.cache import LayerCache
@@ -273,6 +274,7 @@ def run_probe(features_dir, out, settings=ProbeSettings(), upstream=None, task=N
     from s3prl_mi_probe.report.outputs import write_sweep_outputs
 
     release_large_blocks()
+    use_cpu_share()
     folder = open_features_folder(features_dir, progress)
     controls = None if settings.control is None else folder_control_labels(folder, settings.control, settings.seed)
     sources, notes = folder_splits(folder, settings)

@@ -19,6 +19,7 @@ import numpy as np
 from s3prl_mi_probe.common.allocator import release_large_blocks
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
+from s3prl_mi_probe.common.threads import use_cpu_share
 from s3prl_mi_probe.corpus.control import check_control_key, control_labels, control_task, unscored_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS
 from s3prl_mi_probe.corpus.task import build_task
@@ -69,6 +70,7 @@ def run_sweep(
     """
     out, manifest = Path(out), Path(manifest)
     release_large_blocks()
+    use_cpu_share()
     if settings.control is not None:
         check_control_key(settings.control, task_options.task)
     task = build_task(manifest, task_options) if task is None else task

@@ -17,6 +17,7 @@ from s3prl_mi_probe.cli.parser import CommandParser
 from s3prl_mi_probe.cli.probe import register_probe_command
 from s3prl_mi_probe.cli.sweep import register_sweep_command
 from s3prl_mi_probe.cli.synth import register_synth_command
+from s3prl_mi_probe.common.threads import wait_passively
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
@@ -41,6 +42,7 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of ``s3prl-mi-probe`` and ``python -m s3prl_mi_probe``."""
+    wait_passively()
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -77,7 +77,8 @@ def _restore(probes, index, snapshot):
 def train_finetune_probes(
     probes, upstream, task, device, seed, max_epochs, batch_size, lr, head_lr, patience, progress
 ):
-    """Train ``probes`` in place with early stopping on dev; returns each probe's best epoch (0: untrained)."""
+    """Train ``probes`` in place with early stopping on dev; returns each probe's best epoch (0: untrained) and
+    the epochs it ran."""
     train, dev = task.splits["train"], task.splits["dev"]
     pooling = pooling_of_task(task.options.task)
     members = list(range(len(probes.from_layers)))
@@ -86,7 +87,7 @@ def train_finetune_probes(
     )
     best_dev = evaluate_split(probes, upstream, dev, batch_size, device, pooling=pooling)[0].mean(dim=1)
     best = [_snapshot(probes, index) for index in members]
-    best_epoch, stale = [0] * len(members), [0] * len(members)
+    best_epoch, stale, epochs_run = [0] * len(members), [0] * len(members), [0] * len(members)
     batches = utterance_batches(train, batch_size)
     order = torch.Generator().manual_seed(seed)
     epochs = tqdm(range(1, max_epochs + 1), desc="finetune", unit="epoch", disable=not progress, leave=False)
@@ -102,6 +103,7 @@ def train_finetune_probes(
             optimizer.step()
         dev_ce = evaluate_split(probes, upstream, dev, batch_size, device, members, pooling)[0].mean(dim=1)
         for index, ce in zip(members, dev_ce.tolist()):
+            epochs_run[index] = epoch
             if ce < best_dev[index]:
                 best_dev[index], best[index], best_epoch[index], stale[index] = ce, _snapshot(probes, index), epoch, 0
             else:
@@ -112,7 +114,7 @@ def train_finetune_probes(
             break
     for index, snapshot in enumerate(best):
         _restore(probes, index, snapshot)
-    return best_epoch
+    return best_epoch, epochs_run
 
 
 def finetune_rows(
@@ -131,7 +133,7 @@ def finetune_rows(
     """Dev and test metric rows of fine-tuning ``upstream`` from each of ``from_layers`` on ``task`` (a TaskData).
 
     ``lr`` is the Adam learning rate of the copied upper layers (1e-4 suits pretrained Base models),
-    ``head_lr`` that of the zero-initialised linear heads (as the linear probes' 1e-2). Row ``epochs``
+    ``head_lr`` that of the zero-initialised linear heads (as the linear probes' 1e-2). Row ``best_epoch``
     is the best dev epoch (0: the untrained probe, which predicts the uniform distribution, won).
     The upstream is put in eval mode and stays frozen; runs with the same seed give the same rows.
     """
@@ -140,7 +142,7 @@ def finetune_rows(
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(seed)
         probes = FinetuneProbes(upstream, from_layers, len(task.classes)).to(device)
-        epochs = train_finetune_probes(
+        best_epoch, epochs_run = train_finetune_probes(
             probes, upstream, task, device, seed, max_epochs, batch_size, lr, head_lr, patience, progress
         )
     rows = []
@@ -157,7 +159,9 @@ def finetune_rows(
                     "probe": "finetune",
                     **row,
                     "l2": None,
-                    "epochs": epochs[index],
+                    "best_epoch": best_epoch[index],
+                    "epochs_run": epochs_run[index],
+                    "train_passes": epochs_run[index],
                     "fit": "early_stop",
                     "dropped_unseen": 0,
                 }

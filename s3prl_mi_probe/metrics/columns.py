@@ -28,11 +28,18 @@ MDL_COLUMNS = ("mdl_bits", "compression")
 ANALYSIS_COLUMNS = (*CONTROL_COLUMNS, *MDL_COLUMNS, "hard_margin", *SEED_COLUMNS)
 # The train rows the probe was fitted on (after any subsampling), and those the hard margin was solved on.
 SIZE_COLUMNS = ("num_train_segments", "hard_margin_segments")
+# How the chosen probe was trained: its L2 strength, which fit won ("early_stop" or "converged"), the
+# passes over train at its best dev round and when it stopped, and its passes over train in all
+# (training, plus the polish's full passes). Read back from sweep.csv, not plotted.
+TRAINING_COLUMNS = ("l2", "fit", "best_epoch", "epochs_run", "train_passes")
 KEY_COLUMNS = ("upstream", "layer", "probe", "task", "split")
-SWEEP_COLUMNS = (*KEY_COLUMNS, *METRIC_NAMES, *ANALYSIS_COLUMNS, *SIZE_COLUMNS)
-TEXT_COLUMNS = ("upstream", "probe", "task", "split")
+SWEEP_COLUMNS = (*KEY_COLUMNS, *METRIC_NAMES, *ANALYSIS_COLUMNS, *SIZE_COLUMNS, *TRAINING_COLUMNS)
+TEXT_COLUMNS = ("upstream", "probe", "task", "split", "fit")
 INT_COLUMNS = ("layer", *COUNT_METRICS, "num_seeds", *SIZE_COLUMNS)
-METRIC_COLUMNS = tuple(column for column in SWEEP_COLUMNS if column not in TEXT_COLUMNS + INT_COLUMNS)
+METRIC_COLUMNS = tuple(
+    column for column in SWEEP_COLUMNS if column not in TEXT_COLUMNS + INT_COLUMNS + TRAINING_COLUMNS
+)
+FLOAT_COLUMNS = (*METRIC_COLUMNS, *(column for column in TRAINING_COLUMNS if column not in TEXT_COLUMNS))
 # What the console shows of each evaluation (columns without a value in any row are left out).
 TABLE_COLUMNS = (
     "layer",

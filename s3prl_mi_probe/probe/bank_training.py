@@ -1,17 +1,23 @@
 """Training a probe bank: minibatch Adam with early stopping per probe, then the convex polish.
 
-Every (layer, L2 strength) pair is an independent probe; all of them sit in one *probe bank* (a
-probe module whose leading dimension indexes the pairs) and train together with minibatch Adam.
-Adam's update is elementwise, so training the bank on the sum of the probes' losses is exactly
-training each probe on its own. Each probe has its own learning rate, halved at the 1st, 3rd, 5th
-... epoch in a row without a dev improvement; it stops after ``patience`` such epochs and leaves
-the bank. What an epoch yields, and what dev judges, is the average of the probe's iterates over
-that epoch (less minibatch noise); every probe keeps its best dev epoch.
+Every (layer, L2 strength) pair is an independent probe; a bank holds K of them for each of L layers
+and trains them together, through a kernel (:mod:`s3prl_mi_probe.probe.bank_kernels`: closed-form
+gradients for linear probes, autograd for MLPs). Adam's update is elementwise and each probe has its
+own learning rate, so training the bank is exactly training each probe on its own.
+
+Training runs in *rounds*: an epoch, or ``round_rows`` train rows when an epoch is longer, so that a
+large corpus is judged on dev as often (in optimiser steps) as a small one. What a round yields, and
+what dev judges, is the average of the probe's iterates over the round (less minibatch noise); every
+probe keeps its best dev round. A probe's learning rate halves at the 1st, 3rd, 5th ... round in a
+row in which its dev cross-entropy did not improve by at least ``tol_bits``; after ``patience`` such
+rounds it stops. A layer whose probes have all stopped leaves the batched GEMMs.
 
 Then every linear probe is *polished*: from its early-stopped parameters, full-batch gradient
-descent with a Barzilai–Borwein step of its own runs to the optimum of its regularised train objective
-(the solution scikit-learn finds for that L2). The full-batch objective and its gradient are summed
-over row chunks, so the polish needs no more memory than a chunk.
+descent with a Barzilai–Borwein step of its own towards the optimum of its regularised train
+objective (the solution scikit-learn finds for that L2). It stops once its largest gradient entry is
+below ``POLISH_TOL`` (scikit-learn's lbfgs criterion) or its objective moved by less than a tenth of
+``tol_bits`` in a step. The full-batch objective and its gradient are summed over row chunks, so the
+polish needs no more memory than a chunk.
 
 Rows come as :mod:`s3prl_mi_probe.probe.rows` objects (resident or streamed): ``batches`` for an
 epoch, ``chunks`` for full passes. L2 convention: a probe minimises
@@ -19,10 +25,10 @@ epoch, ``chunks`` for full passes. L2 convention: a probe minimises
 """
 
 import contextlib
+import math
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch.func import functional_call
 from tqdm import tqdm
 
 from s3prl_mi_probe.metrics.bounds import LN2
@@ -31,7 +37,25 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 POLISH_TOL = 1e-4
 POLISH_MAX_STEPS = 30
+POLISH_TOL_SHARE = 0.1  # the polish stops on objective moves below this share of the stopping tolerance
 DEFAULT_CHUNK_ROWS = 1024
+DEFAULT_TOL_BITS = 1e-3
+ROUND_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a bank trains: Adam's ``lr`` on minibatches of ``batch_size`` rows, rounds of at most
+    ``round_rows`` rows, stopping after ``patience`` rounds without a dev gain of ``tol_bits`` or at
+    ``max_epochs`` passes, dev evaluated in chunks of ``chunk_rows``."""
+
+    max_epochs: int
+    batch_size: int
+    patience: int
+    lr: float
+    tol_bits: float = DEFAULT_TOL_BITS
+    round_rows: int = ROUND_ROWS
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
 
 
 @contextlib.contextmanager
@@ -44,174 +68,196 @@ def flushed_denormals():
         torch.set_flush_denormal(False)
 
 
-def layer_groups(layer_of):
-    """``[(layer, positions)]``: each block layer some probe reads, and its probes' positions in ``layer_of``."""
-    return [(layer, (layer_of == layer).nonzero().squeeze(1)) for layer in layer_of.unique().tolist()]
-
-
-def bank_losses(bank, params, features, labels, groups):
-    """Summed cross-entropy (nats) ``[P]`` of each probe on its layer of ``features [L, B, D]``, labels ``[B]``."""
-    total = None
-    for layer, members in groups:
-        subset = {name: value[members] for name, value in params.items()}
-        logits = functional_call(bank, subset, (features[layer].expand(members.numel(), -1, -1),))
-        loss = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), labels.repeat(members.numel()), reduction="none"
-        ).view(members.numel(), -1)
-        if total is None:
-            total = loss.new_zeros(sum(group.numel() for _, group in groups))
-        total = total.index_add(0, members, loss.sum(1))
-    return total
-
-
-def bank_cross_entropy(bank, params, rows, layer_of, chunk_rows=DEFAULT_CHUNK_ROWS):
-    """Mean cross-entropy (nats) ``[P]`` of each probe of the bank on its layer of ``rows`` (in chunks)."""
-    groups = layer_groups(layer_of)
-    total = torch.zeros(layer_of.numel(), device=layer_of.device)
-    for features, labels in rows.chunks(chunk_rows):
-        total += bank_losses(bank, params, features, labels, groups)
-    return total / rows.num_rows
-
-
-def train_bank(
-    bank, kind, train, dev, layer_of, l2, generator, max_epochs, batch_size, patience, lr, chunk_rows, progress
-):
-    """Minibatch Adam over the bank with per-probe learning rates and early stopping on dev CE.
-
-    ``train`` and ``dev`` are rows objects. Returns the best dev CE ``[P]`` (nats), best epoch ``[P]``
-    (1-based) and parameters at that epoch.
-    """
-    num_probes = layer_of.numel()
-    best_params = {name: value.detach().clone() for name, value in bank.named_parameters()}
-    best_dev = bank_cross_entropy(bank, best_params, dev, layer_of, chunk_rows)
-    best_epoch = torch.zeros(num_probes, dtype=torch.long)
-    active = torch.arange(num_probes, device=layer_of.device)
-    groups = layer_groups(layer_of)
-    params = {name: value.clone().requires_grad_() for name, value in best_params.items()}
-    moments = {name: (torch.zeros_like(value), torch.zeros_like(value)) for name, value in params.items()}
-    probe_lr = torch.full((num_probes,), lr, device=layer_of.device)
-    stale = torch.zeros(num_probes, dtype=torch.long, device=layer_of.device)
-    step = 0
-    epochs = tqdm(range(1, max_epochs + 1), desc="probes", unit="epoch", disable=not progress, leave=False)
-    with flushed_denormals():
-        for epoch in epochs:
-            num_batches = train.num_batches(batch_size)
-            average = {name: torch.zeros_like(value) for name, value in params.items()}
-            for features, targets in train.batches(generator, batch_size):
-                loss = bank_losses(bank, params, features, targets, groups)
-                penalty = sum((params[name] ** 2).flatten(1).sum(1) for name in kind.penalized)
-                total = loss.sum() / targets.numel() + (l2[active] * penalty).sum() / 2
-                grads = torch.autograd.grad(total, list(params.values()))
-                step += 1
-                _adam_step(params, grads, moments, probe_lr[active], step)
-                with torch.no_grad():
-                    for name, value in params.items():
-                        average[name].add_(value, alpha=1 / num_batches)
-            with torch.no_grad():
-                dev_ce = bank_cross_entropy(bank, average, dev, layer_of[active], chunk_rows)
-                improved = dev_ce < best_dev[active]
-                better = active[improved]
-                best_dev[better] = dev_ce[improved]
-                best_epoch[better.cpu()] = epoch
-                for name, value in average.items():
-                    best_params[name][better] = value[improved]
-                stale[active] = torch.where(improved, 0, stale[active] + 1)
-                probe_lr[active[stale[active] % 2 == 1]] /= 2
-                keep = stale[active] < patience
-                if not keep.all():
-                    active = active[keep]
-                    groups = layer_groups(layer_of[active])
-                    params = {name: value[keep].detach().requires_grad_() for name, value in params.items()}
-                    moments = {name: (m[keep], v[keep]) for name, (m, v) in moments.items()}
-            epochs.set_postfix(active=active.numel(), dev_bits=f"{float(best_dev.mean()) / LN2:.3f}")
-            if active.numel() == 0:
-                break
-    return {"dev_ce": best_dev, "epoch": best_epoch, "params": best_params}
+def _layers_of(features, layers):
+    """``features [L, B, D]`` cut to the layer indices ``layers`` (None: all)."""
+    return features if layers is None else features.index_select(0, layers)
 
 
 @torch.no_grad()
-def _adam_step(params, grads, moments, probe_lr, step):
-    """One Adam update in place, with a learning rate per probe (the leading dimension)."""
+def bank_cross_entropy(kernel, params, rows, layers=None, chunk_rows=DEFAULT_CHUNK_ROWS):
+    """Mean cross-entropy (nats) ``[L', K]`` of each probe on its layer of ``rows``; ``params`` hold the
+    layers ``layers`` (indices into the rows' layers; None: all of them)."""
+    total = None
+    for features, labels in rows.chunks(chunk_rows):
+        part = kernel.losses(params, _layers_of(features, layers), labels)
+        total = part if total is None else total + part
+    return total / rows.num_rows
+
+
+def _take(tensors, keep):
+    """Every tensor of the dict ``tensors`` (or tuples of them) cut to the layers ``keep`` (a bool ``[L']``)."""
+    return {
+        name: tuple(part[keep] for part in value) if isinstance(value, tuple) else value[keep]
+        for name, value in tensors.items()
+    }
+
+
+def _rounds(rows, batch_size, round_rows, generator):
+    """``(epoch, batches)`` per round: each epoch of ``rows`` split into equal rounds of about ``round_rows``."""
+    num_batches = rows.num_batches(batch_size)
+    per_round = math.ceil(num_batches / math.ceil(rows.num_rows / round_rows))
+    epoch = 0
+    while True:
+        epoch += 1
+        batches = rows.batches(generator, batch_size)
+        for _ in range(math.ceil(num_batches / per_round)):
+            yield epoch, (batch for _, batch in zip(range(per_round), batches))
+
+
+def train_bank(kernel, params, penalized, train, dev, l2, generator, options, progress=False):
+    """Minibatch Adam over the bank with per-probe learning rates and early stopping on dev CE.
+
+    ``params`` are the kernel-layout starting parameters, ``penalized`` the names L2 covers, ``l2``
+    ``[L, K]``, ``train`` and ``dev`` rows objects, ``options`` a :class:`TrainOptions`. Returns the best
+    dev CE ``[L, K]`` (nats), the passes over train at the best round and when each probe stopped
+    (``[L, K]`` floats), and the parameters of the best round.
+    """
+    num_layers = l2.shape[0]
+    rounds_per_epoch = math.ceil(train.num_rows / options.round_rows)
+    best = {name: value.clone() for name, value in params.items()}
+    best_dev = bank_cross_entropy(kernel, best, dev, None, options.chunk_rows)
+    anchor, best_round = best_dev.clone(), torch.zeros_like(l2, dtype=torch.long)
+    rounds_run = torch.zeros_like(best_round)
+    running = torch.ones_like(l2, dtype=torch.bool)
+    stale = torch.zeros_like(best_round)
+    probe_lr = torch.full_like(l2, options.lr)
+    live = torch.arange(num_layers, device=l2.device)
+    params = {name: value.clone() for name, value in params.items()}
+    moments = {name: (torch.zeros_like(value), torch.zeros_like(value)) for name, value in params.items()}
+    tol, step = options.tol_bits * LN2, 0
+    max_rounds = options.max_epochs * rounds_per_epoch
+    bar = tqdm(total=max_rounds, desc="probes", unit="round", disable=not progress, leave=False)
+    with flushed_denormals():
+        for index, (epoch, batches) in enumerate(_rounds(train, options.batch_size, options.round_rows, generator), 1):
+            all_live = live.numel() == num_layers
+            average = {name: torch.zeros_like(value) for name, value in params.items()}
+            count = 0
+            for features, targets in batches:
+                grads, _ = kernel.gradients(params, _layers_of(features, None if all_live else live), targets)
+                step += 1
+                _add_penalty(kernel, grads, params, penalized, l2[live], 1 / targets.numel())
+                _adam_step(kernel, params, grads, moments, probe_lr[live] * running[live], step)
+                for name, value in params.items():
+                    average[name].add_(value)
+                count += 1
+            average = {name: value / count for name, value in average.items()}
+            dev_ce = bank_cross_entropy(kernel, average, dev, None if all_live else live, options.chunk_rows)
+            alive = running[live]
+            improved = alive & (dev_ce < best_dev[live])
+            for name, value in average.items():
+                best[name][live] = torch.where(kernel.expand(name, improved), value, best[name][live])
+            best_dev[live] = torch.where(improved, dev_ce, best_dev[live])
+            best_round[live] = torch.where(improved, index, best_round[live])
+            significant = alive & (dev_ce < anchor[live] - tol)
+            anchor[live] = torch.where(significant, dev_ce, anchor[live])
+            stale[live] = torch.where(significant, 0, stale[live] + alive.long())
+            halve = alive & ~significant & (stale[live] % 2 == 1)
+            probe_lr[live] = torch.where(halve, probe_lr[live] / 2, probe_lr[live])
+            running[live] = alive & (stale[live] < options.patience) & (index < max_rounds)
+            rounds_run[live] = torch.where(alive, index, rounds_run[live])
+            keep = running[live].any(1)
+            if not keep.all():
+                live = live[keep]
+                params, moments = _take(params, keep), _take(moments, keep)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, layers=live.numel(), dev_bits=f"{float(best_dev.mean()) / LN2:.3f}")
+            if live.numel() == 0:
+                break
+    bar.close()
+    return {
+        "dev_ce": best_dev,
+        "best_epoch": best_round.double() / rounds_per_epoch,
+        "epochs_run": rounds_run.double() / rounds_per_epoch,
+        "params": best,
+    }
+
+
+def _add_penalty(kernel, grads, params, penalized, l2, scale):
+    """``grads`` of summed losses scaled by ``scale`` (to a mean), plus the L2 term's gradient, in place."""
+    for name, grad in grads.items():
+        grad.mul_(scale)
+        if name in penalized:
+            grad.add_(kernel.expand(name, l2) * params[name])
+
+
+@torch.no_grad()
+def _adam_step(kernel, params, grads, moments, probe_lr, step):
+    """One Adam update in place, with a learning rate per probe ``[L, K]`` (zero: the probe stays put)."""
     beta1, beta2 = ADAM_BETAS
-    for (name, value), grad in zip(params.items(), grads):
+    for name, value in params.items():
+        grad = grads[name]
         mean, sq = moments[name]
         mean.lerp_(grad, 1 - beta1)
         sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         denom = (sq / (1 - beta2**step)).sqrt_().add_(ADAM_EPS)
-        scale = (probe_lr / (1 - beta1**step)).view(-1, *[1] * (value.dim() - 1))
-        value.addcdiv_(mean * scale, denom, value=-1)
-
-
-def bank_objective(bank, kind, params, rows, layer_of, l2, chunk_rows=DEFAULT_CHUNK_ROWS):
-    """Each probe's regularised train objective ``[P]`` and its gradient (a dict like ``params``), full batch.
-
-    The cross-entropy and its gradient are accumulated chunk by chunk, so no graph outlives a chunk.
-    """
-    params = {name: value.detach().requires_grad_() for name, value in params.items()}
-    groups = layer_groups(layer_of)
-    total = torch.zeros(layer_of.numel(), device=layer_of.device)
-    grads = {name: torch.zeros_like(value) for name, value in params.items()}
-    for features, labels in rows.chunks(chunk_rows):
-        loss = bank_losses(bank, params, features, labels, groups)
-        for grad, chunk_grad in zip(grads.values(), torch.autograd.grad(loss.sum(), list(params.values()))):
-            grad += chunk_grad
-        total += loss.detach()
-    penalty = sum((params[name] ** 2).flatten(1).sum(1) for name in kind.penalized)
-    penalty_grads = torch.autograd.grad((l2 * penalty).sum() / 2, [params[name] for name in kind.penalized])
-    for name, penalty_grad in zip(kind.penalized, penalty_grads):
-        grads[name] = grads[name] / rows.num_rows + penalty_grad
-    for name in grads:
-        if name not in kind.penalized:
-            grads[name] = grads[name] / rows.num_rows
-    objective = total / rows.num_rows + l2 * penalty.detach() / 2
-    return objective, grads
-
-
-def _per_probe_dot(a, b):
-    """``sum over parameters of <a[p], b[p]>`` for every probe p: ``[P]``."""
-    return sum((a[name] * b[name]).flatten(1).sum(1) for name in a)
+        value.addcdiv_(mean * kernel.expand(name, probe_lr / (1 - beta1**step)), denom, value=-1)
 
 
 @torch.no_grad()
-def polish_bank(bank, kind, start, rows, layer_of, l2, tol, max_steps, chunk_rows=DEFAULT_CHUNK_ROWS):
+def bank_objective(kernel, penalized, params, rows, l2, layers=None, chunk_rows=DEFAULT_CHUNK_ROWS):
+    """Each probe's regularised train objective ``[L', K]`` and its gradient (kernel layout), full batch.
+
+    ``params`` hold the layers ``layers`` of the rows (None: all). The cross-entropy and its gradient
+    are accumulated chunk by chunk.
+    """
+    total, grads = None, None
+    for features, labels in rows.chunks(chunk_rows):
+        chunk_grads, losses = kernel.gradients(params, _layers_of(features, layers), labels, with_losses=True)
+        if grads is None:
+            total, grads = losses, chunk_grads
+        else:
+            total += losses
+            for name, grad in chunk_grads.items():
+                grads[name] += grad
+    _add_penalty(kernel, grads, params, penalized, l2, 1 / rows.num_rows)
+    penalty = sum(kernel.probe_sums(name, params[name] ** 2) for name in penalized)
+    return total / rows.num_rows + l2 * penalty / 2, grads
+
+
+def _per_probe_dot(kernel, a, b):
+    """``sum over parameters of <a[p], b[p]>`` for every probe: ``[L, K]``."""
+    return sum(kernel.probe_sums(name, a[name] * b[name]) for name in a)
+
+
+@torch.no_grad()
+def polish_bank(
+    kernel, penalized, start, rows, l2, tol_bits, max_steps, chunk_rows=DEFAULT_CHUNK_ROWS, grad_tol=POLISH_TOL
+):
     """Full-batch gradient descent from ``start`` with a Barzilai–Borwein step per probe, to each probe's optimum.
 
-    A probe stops once its largest gradient entry is below ``tol`` (scikit-learn's lbfgs criterion) or
-    after ``max_steps``. Returns the parameters (a dict like ``start``) and the steps each probe took ``[P]``.
+    A probe stops once its largest gradient entry is below ``grad_tol``, once its objective moved
+    by less than ``POLISH_TOL_SHARE * tol_bits`` in a step, or after ``max_steps``. Returns the
+    parameters (kernel layout) and the steps (full passes over ``rows``) each probe took ``[L, K]``.
     """
     polished = {name: value.clone() for name, value in start.items()}
-    steps = torch.zeros(layer_of.numel(), dtype=torch.long, device=layer_of.device)
-    active = torch.arange(layer_of.numel(), device=layer_of.device)
+    steps = torch.zeros_like(l2, dtype=torch.long)
+    live = torch.arange(l2.shape[0], device=l2.device)
+    running = torch.ones_like(l2, dtype=torch.bool)
     params = {name: value.clone() for name, value in start.items()}
-    with torch.enable_grad():
-        _, grads = bank_objective(bank, kind, params, rows, layer_of, l2, chunk_rows)
-    rate = 1 / (1 + l2)
+    objective, grads = bank_objective(kernel, penalized, params, rows, l2, None, chunk_rows)
+    rate, move_tol = 1 / (1 + l2), POLISH_TOL_SHARE * tol_bits * LN2
     for _ in range(max_steps):
-        largest = torch.stack([grad.abs().flatten(1).amax(1) for grad in grads.values()]).amax(0)
-        done = largest < tol
-        if done.any():
+        largest = torch.stack([kernel.probe_sums(name, grad.abs(), torch.amax) for name, grad in grads.items()])
+        running[live] &= largest.amax(0) >= grad_tol
+        keep = running[live].any(1)
+        if not keep.all():
             for name, value in params.items():
-                polished[name][active[done]] = value[done]
-            keep = ~done
-            active, rate = active[keep], rate[keep]
-            params = {name: value[keep] for name, value in params.items()}
-            grads = {name: value[keep] for name, value in grads.items()}
-        if active.numel() == 0:
+                polished[name][live[~keep]] = value[~keep]
+            live, rate, objective = live[keep], rate[keep], objective[keep]
+            params, grads = _take(params, keep), _take(grads, keep)
+        if live.numel() == 0:
             break
-        moves = {name: -_broadcast(rate, grad) * grad for name, grad in grads.items()}
+        alive = running[live]
+        moves = {name: -kernel.expand(name, rate * alive) * grad for name, grad in grads.items()}
         params = {name: value + moves[name] for name, value in params.items()}
-        with torch.enable_grad():
-            _, new_grads = bank_objective(bank, kind, params, rows, layer_of[active], l2[active], chunk_rows)
+        new_objective, new_grads = bank_objective(kernel, penalized, params, rows, l2[live], live, chunk_rows)
         changes = {name: new_grads[name] - grads[name] for name in grads}
-        curvature = _per_probe_dot(moves, changes)
-        rate = torch.where(curvature > 0, _per_probe_dot(moves, moves) / curvature, rate / 2).clamp(1e-4, 1e4)
-        grads = new_grads
-        steps[active] += 1
+        curvature = _per_probe_dot(kernel, moves, changes)
+        rate = torch.where(curvature > 0, _per_probe_dot(kernel, moves, moves) / curvature, rate / 2).clamp(1e-4, 1e4)
+        steps[live] += alive.long()
+        settled = alive & ((objective - new_objective).abs() < move_tol)
+        running[live] &= ~settled
+        objective, grads = new_objective, new_grads
     for name, value in params.items():
-        polished[name][active] = value
+        polished[name][live] = value
     return polished, steps
-
-
-def _broadcast(per_probe, like):
-    """``per_probe [P]`` viewed to broadcast against ``like [P, ...]``."""
-    return per_probe.view(-1, *[1] * (like.dim() - 1))

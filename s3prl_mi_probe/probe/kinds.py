@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from s3prl_mi_probe.probe.bank_kernels import AutogradKernel, LinearKernel
 from s3prl_mi_probe.probe.linear import LayerwiseLinearProbe
 from s3prl_mi_probe.probe.mlp import LayerwiseMLPProbe
 
@@ -17,12 +18,15 @@ class ProbeKind:
 
     ``build(num_probes, input_dim, num_classes, hidden_dim=..., seed=...)`` makes the bank,
     ``penalized`` names the parameters the L2 term covers, ``convex`` says whether the train objective
-    is convex, so that polishing to its optimum (the "converged" fit) is meaningful.
+    is convex, so that polishing to its optimum (the "converged" fit) is meaningful, and
+    ``kernel(bank, num_candidates)`` computes its losses and gradients in training
+    (:mod:`s3prl_mi_probe.probe.bank_kernels`).
     """
 
     build: Callable
     penalized: tuple
     convex: bool
+    kernel: Callable
 
 
 def _linear_bank(num_probes, input_dim, num_classes, hidden_dim=DEFAULT_HIDDEN_DIM, seed=0):
@@ -33,11 +37,16 @@ def _linear_bank(num_probes, input_dim, num_classes, hidden_dim=DEFAULT_HIDDEN_D
 def _mlp_kind(depth):
     """MLP probes with ``depth`` hidden layers; L2 covers every weight matrix."""
     hidden_weights = tuple(f"hidden_weights.{layer}" for layer in range(depth))
-    return ProbeKind(build=partial(LayerwiseMLPProbe, depth=depth), penalized=(*hidden_weights, "weight"), convex=False)
+    return ProbeKind(
+        build=partial(LayerwiseMLPProbe, depth=depth),
+        penalized=(*hidden_weights, "weight"),
+        convex=False,
+        kernel=AutogradKernel,
+    )
 
 
 PROBE_KINDS = {
-    "linear": ProbeKind(build=_linear_bank, penalized=("weight",), convex=True),
+    "linear": ProbeKind(build=_linear_bank, penalized=("weight",), convex=True, kernel=LinearKernel),
     "mlp1": _mlp_kind(1),
     "mlp2": _mlp_kind(2),
 }

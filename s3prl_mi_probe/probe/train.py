@@ -32,8 +32,9 @@ from s3prl_mi_probe.metrics.columns import METRIC_NAMES
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
 from s3prl_mi_probe.probe.arrays import carve_dev, encode_labels
 from s3prl_mi_probe.probe.bank_training import (
+    DEFAULT_TOL_BITS,
     POLISH_MAX_STEPS,
-    POLISH_TOL,
+    TrainOptions,
     bank_cross_entropy,
     flushed_denormals,
     polish_bank,
@@ -55,17 +56,20 @@ UNSEEN_EXAMPLES = 5
 class LayerProbes:
     """One probe per layer of ``kind`` (a key of ``PROBE_KINDS``), L2 from ``l2_grid`` and the epoch chosen on dev.
 
-    Parameters: ``max_epochs``, ``batch_size``, ``patience`` and ``lr`` drive Adam (see
-    :mod:`~s3prl_mi_probe.probe.bank_training`); ``hidden_dim`` is the width of MLP probes; ``seed`` fixes
-    the dev carve, the row order and MLP weights; ``memory_budget`` (bytes) bounds what training holds
+    Parameters: ``max_epochs``, ``batch_size``, ``patience``, ``lr`` and ``tol_bits`` (the dev gain in
+    bits that counts as progress) drive Adam (see :mod:`~s3prl_mi_probe.probe.bank_training`);
+    ``hidden_dim`` is the width of MLP probes; ``seed`` fixes the dev carve, the row order and MLP weights;
+    ``memory_budget`` (bytes) bounds what training holds
     above the process's baseline; ``classes`` fixes the label set (default: the train labels);
     ``layers`` picks layers of the source by index (default: all; results do not depend on which
     layers are trained together); ``l2_search_rows`` see the module docstring (None: never);
     ``polish_steps`` caps the convex polish.
 
     Learned attributes: ``classes_``, ``layers_``, ``probe_`` (the bank, one probe per layer),
-    ``standardizer_``, ``l2_``, ``epochs_``, ``fit_``, ``l2_candidates_`` (per layer, the strengths
-    trained on all rows), ``num_train_segments_``, ``memory_plan_``.
+    ``standardizer_``, ``l2_``, ``fit_``, ``best_epoch_``, ``epochs_run_`` and ``train_passes_`` (per
+    layer, passes over train at the best dev round, when training stopped, and in all with the
+    polish), ``l2_candidates_`` (per layer, the strengths trained on all rows), ``num_train_segments_``,
+    ``memory_plan_``.
     """
 
     def __init__(
@@ -74,7 +78,7 @@ class LayerProbes:
         l2_grid=None,
         max_epochs=100,
         batch_size=256,
-        patience=6,
+        patience=4,
         lr=1e-2,
         hidden_dim=DEFAULT_HIDDEN_DIM,
         seed=0,
@@ -84,6 +88,7 @@ class LayerProbes:
         layers=None,
         l2_search_rows=L2_SEARCH_ROWS,
         polish_steps=POLISH_MAX_STEPS,
+        tol_bits=DEFAULT_TOL_BITS,
         progress=True,
     ):
         self.kind = kind
@@ -100,6 +105,7 @@ class LayerProbes:
         self.layers = layers
         self.l2_search_rows = l2_search_rows
         self.polish_steps = polish_steps
+        self.tol_bits = tol_bits
         self.progress = progress
 
     def get_params(self):
@@ -134,8 +140,8 @@ class LayerProbes:
                 f"{train.num_layers} layers {train.dim} wide"
             )
         layers = list(train.layer_ids if self.layers is None else self.layers)
-        candidates = self._l2_candidates(train, dev, classes, len(layers))
-        bank, layer_of, l2 = self._initial_bank(train, layers, candidates, len(classes))
+        candidates, pilot = self._l2_candidates(train, dev, classes, len(layers))
+        bank, l2 = self._initial_bank(train, layers, candidates, len(classes), pilot)
         train, dev = train.select_layers(layers), dev.select_layers(layers)
         state = bank_state_bytes(sum(value.numel() for value in bank.parameters()))
         plan = plan_memory(
@@ -152,36 +158,40 @@ class LayerProbes:
         standardizer = RunningStandardizer(len(layers), train.dim).to(plan.device)
         train_rows = load_rows(train, targets, plan, plan.train_resident, standardizer, True, self.progress)
         dev_rows = load_rows(dev, dev_targets, plan, plan.dev_resident, standardizer)
+        kind_kernel = kind.kernel(bank, l2.shape[1])
+        start = kind_kernel.from_bank({name: value.detach() for name, value in bank.named_parameters()})
+        options = TrainOptions(
+            self.max_epochs, self.batch_size, self.patience, self.lr, self.tol_bits, chunk_rows=plan.chunk_rows
+        )
         generator = torch.Generator().manual_seed(self.seed)
         best = train_bank(
-            bank,
-            kind,
-            train_rows,
-            dev_rows,
-            layer_of,
-            l2,
-            generator,
-            self.max_epochs,
-            self.batch_size,
-            self.patience,
-            self.lr,
-            plan.chunk_rows,
-            self.progress,
+            kind_kernel, start, kind.penalized, train_rows, dev_rows, l2, generator, options, self.progress
         )
         fits, fits_dev_ce = [best["params"]], [best["dev_ce"]]
+        passes = best["epochs_run"]
         if kind.convex:
             with flushed_denormals():
-                converged, _ = polish_bank(
-                    bank, kind, best["params"], train_rows, layer_of, l2, POLISH_TOL, self.polish_steps, plan.chunk_rows
+                converged, steps = polish_bank(
+                    kind_kernel,
+                    kind.penalized,
+                    best["params"],
+                    train_rows,
+                    l2,
+                    self.tol_bits,
+                    self.polish_steps,
+                    plan.chunk_rows,
                 )
-                fits_dev_ce.append(bank_cross_entropy(bank, converged, dev_rows, layer_of, plan.chunk_rows))
+                fits_dev_ce.append(bank_cross_entropy(kind_kernel, converged, dev_rows, None, plan.chunk_rows))
             fits.append(converged)
-        num_candidates = len(candidates[0])
-        dev_ce = torch.stack(fits_dev_ce).view(len(fits), len(layers), num_candidates)
+            passes = passes + 1 + steps
+        num_candidates = l2.shape[1]
+        dev_ce = torch.stack(fits_dev_ce)
         chosen = dev_ce.transpose(0, 1).reshape(len(layers), -1).argmin(1).cpu()
         fit, chosen = chosen // num_candidates, chosen % num_candidates
-        picks = torch.arange(len(layers)) * num_candidates + chosen
-        stacked = {name: torch.stack([params[name] for params in fits]) for name in best["params"]}
+        per_layer = torch.arange(len(layers))
+        bank_fits = [kind_kernel.to_bank(params) for params in fits]
+        stacked = {name: torch.stack([params[name] for params in bank_fits]) for name in bank_fits[0]}
+        picks = per_layer * num_candidates + chosen
         fitted = build_probe_bank(self.kind, len(layers), train.dim, len(classes), self.hidden_dim, self.seed)
         fitted.load_state_dict(
             {name: value[fit.to(value.device), picks.to(value.device)] for name, value in stacked.items()}
@@ -189,16 +199,19 @@ class LayerProbes:
         self.classes_, self.layers_ = classes, layers
         self.probe_, self.standardizer_ = fitted.to(plan.device), standardizer
         self.l2_ = [candidates[layer][k] for layer, k in enumerate(chosen.tolist())]
-        self.epochs_ = [int(best["epoch"][p]) for p in picks]
+        self.best_epoch_ = _per_layer(best["best_epoch"], chosen)
+        self.epochs_run_ = _per_layer(best["epochs_run"], chosen)
+        self.train_passes_ = _per_layer(passes, chosen)
         self.fit_ = [FITS[k] for k in fit.tolist()]
         self.l2_candidates_, self.num_train_segments_, self.memory_plan_ = candidates, train.num_rows, plan
         return self
 
     def _l2_candidates(self, train, dev, classes, num_layers):
-        """Per layer, the L2 strengths trained on all rows: the grid, or two of it after a subsample search."""
+        """``(candidates, pilot)``: per layer, the L2 strengths trained on all rows (the grid, or two of it
+        after a subsample search), and the probes fitted in that search (None without one)."""
         grid = [float(l2) for l2 in (DEFAULT_L2_GRID if self.l2_grid is None else self.l2_grid)]
         if not self.l2_search_rows or train.num_rows <= self.l2_search_rows or len(grid) <= 2:
-            return [grid] * num_layers
+            return [grid] * num_layers, None
         pilot_train = train.subset(stratified_subsample(train.labels, self.l2_search_rows, seed=self.seed))
         pilot_dev = dev.subset(stratified_subsample(dev.labels, self.l2_search_rows, seed=self.seed))
         pilot = LayerProbes(**{**self.get_params(), "l2_search_rows": None, "classes": classes})
@@ -208,26 +221,34 @@ class LayerProbes:
         for l2 in pilot.l2_:
             position = max(ascending.index(l2), 1)
             candidates.append(ascending[position - 1 : position + 1])
-        return candidates
+        return candidates, pilot
 
-    def _initial_bank(self, train, layers, candidates, num_classes):
-        """The bank of (layer, L2) probes of ``layers`` on ``device``, ``layer_of`` (block positions) and ``l2``.
+    def _initial_bank(self, train, layers, candidates, num_classes, pilot=None):
+        """The bank of (layer, L2) probes of ``layers`` on ``device`` and its L2 strengths ``[L, K]``.
 
         The bank is drawn for every layer of the source and then cut to ``layers``, so a probe starts
-        the same whichever layers it is trained with.
+        the same whichever layers it is trained with. After a subsample search every candidate of a
+        layer starts from the probe ``pilot`` chose for it (a warm start).
         """
         num_candidates = len(candidates[0])
-        full = build_probe_bank(
-            self.kind, train.num_layers * num_candidates, train.dim, num_classes, self.hidden_dim, self.seed
+        bank = build_probe_bank(
+            self.kind, len(layers) * num_candidates, train.dim, num_classes, self.hidden_dim, self.seed
         )
-        members = torch.tensor(
-            [train.layer_ids.index(layer) * num_candidates + k for layer in layers for k in range(num_candidates)]
-        )
-        bank = build_probe_bank(self.kind, members.numel(), train.dim, num_classes, self.hidden_dim, self.seed)
-        bank.load_state_dict({name: value[members] for name, value in full.state_dict().items()})
-        layer_of = torch.arange(len(layers), device=self.device).repeat_interleave(num_candidates)
-        l2 = torch.tensor([l2 for layer in candidates for l2 in layer], device=self.device)
-        return bank.to(self.device), layer_of, l2
+        if pilot is None:
+            full = build_probe_bank(
+                self.kind, train.num_layers * num_candidates, train.dim, num_classes, self.hidden_dim, self.seed
+            )
+            members = torch.tensor(
+                [train.layer_ids.index(layer) * num_candidates + k for layer in layers for k in range(num_candidates)]
+            )
+            bank.load_state_dict({name: value[members] for name, value in full.state_dict().items()})
+        else:
+            warm = pilot.probe_.state_dict()
+            bank.load_state_dict(
+                {name: value.cpu().repeat_interleave(num_candidates, 0) for name, value in warm.items()}
+            )
+        l2 = torch.tensor(candidates, device=self.device)
+        return bank.to(self.device), l2
 
     def evaluate(self, data, labels=None, split="test"):
         """One metric row per fitted layer on ``data`` (as in :meth:`fit`; a folder's ``split`` rows).
@@ -238,7 +259,12 @@ class LayerProbes:
         """
         source, targets, dropped = self._scored_rows(data, labels, split)
         extra = {"split": split, "probe": self.kind, "dropped_unseen": dropped}
-        fitted = [{"l2": l2, "epochs": n, "fit": fit} for l2, n, fit in zip(self.l2_, self.epochs_, self.fit_)]
+        fitted = [
+            {"l2": l2, "fit": fit, "best_epoch": best, "epochs_run": run, "train_passes": passes}
+            for l2, fit, best, run, passes in zip(
+                self.l2_, self.fit_, self.best_epoch_, self.epochs_run_, self.train_passes_
+            )
+        ]
         if source.num_rows == 0:
             warnings.warn(f"{split}: no rows left to evaluate; its metrics are NaN", stacklevel=2)
             empty = {**dict.fromkeys(METRIC_NAMES, float("nan")), "num_segments": 0, "num_classes": len(self.classes_)}
@@ -295,6 +321,11 @@ class LayerProbes:
     def probe_input_dim(self):
         """The (padded) feature width the fitted probes take."""
         return self.standardizer_.total.shape[1]
+
+
+def _per_layer(values, chosen):
+    """``values [L, K]`` at each layer's chosen candidate, as floats."""
+    return [values[layer, k].item() for layer, k in enumerate(chosen.tolist())]
 
 
 def fit_layer_probes(train, dev=None, probe="linear", groups=None, **params):

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from s3prl_mi_probe.common.atomic import write_text_atomic
-from s3prl_mi_probe.metrics.columns import INT_COLUMNS, METRIC_COLUMNS, SWEEP_COLUMNS
+from s3prl_mi_probe.metrics.columns import FLOAT_COLUMNS, INT_COLUMNS, SWEEP_COLUMNS, TRAINING_COLUMNS
 
 
 def write_sweep_csv(path, rows):
@@ -27,20 +27,27 @@ def _parse_cell(column, text):
         return None
     if column in INT_COLUMNS:
         return int(text)
-    if column in METRIC_COLUMNS:
+    if column in FLOAT_COLUMNS:
         return float(text)
     return text
 
 
 def read_sweep_csv(path) -> list[dict]:
-    """Rows of a sweep.csv as dicts, numbers parsed back to int/float and empty cells to None."""
+    """Rows of a sweep.csv as dicts, numbers parsed back to int/float and empty cells to None.
+
+    A file written before the training columns existed reads with those columns empty.
+    """
     path = Path(path)
+    earlier = SWEEP_COLUMNS[: -len(TRAINING_COLUMNS)]
     with open(path, newline="") as stream:
         reader = csv.reader(stream)
         header = tuple(next(reader, ()))
-        if header != SWEEP_COLUMNS:
+        if header not in (SWEEP_COLUMNS, earlier):
             raise ValueError(f"{path}: unexpected header {','.join(header)!r}; expected {','.join(SWEEP_COLUMNS)!r}")
-        return [{column: _parse_cell(column, text) for column, text in zip(SWEEP_COLUMNS, line)} for line in reader]
+        return [
+            dict.fromkeys(SWEEP_COLUMNS) | {column: _parse_cell(column, text) for column, text in zip(header, line)}
+            for line in reader
+        ]
 
 
 def best_layers(rows, metric="mi_bits", split="test") -> dict:

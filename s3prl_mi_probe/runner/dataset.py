@@ -1,10 +1,9 @@
 """Utterance batches for s3prl's runner: the waveform plus the utterance's labelled segments."""
 
-import os
-
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from s3prl_mi_probe.common.threads import cpu_share
 from s3prl_mi_probe.corpus.audio import load_audio
 
 
@@ -59,8 +58,7 @@ def resolve_num_workers(value, processes=1):
     CPU, and the ``processes`` of a DDP run on one machine share its CPUs.
     """
     if value == "auto":
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(0, min(MAX_AUTO_WORKERS, cpus // max(1, processes) - 1))
+        return max(0, min(MAX_AUTO_WORKERS, cpu_share(processes) - 1))
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"downstream_expert.num_workers must be a number >= 0 or auto, not {value!r}")
     return value

@@ -79,7 +79,8 @@ def test_margin_is_positive_exactly_where_the_probe_is_right():
     bank = build_probe_bank("mlp2", 2, 6, 5, hidden_dim=10, seed=2)
     with torch.no_grad():
         bank.weight.normal_(generator=torch.Generator().manual_seed(0))
-    features, labels = torch.randn(2, 500, 6), torch.randint(5, (500,))
+    generator = torch.Generator().manual_seed(1)
+    features, labels = torch.randn(2, 500, 6, generator=generator), torch.randint(5, (500,), generator=generator)
     right = bank(features).argmax(-1) == labels
     assert 0 < right.float().mean() < 1
     assert torch.equal(bank.margins(features, labels) > 0, right)

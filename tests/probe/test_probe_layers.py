@@ -113,14 +113,16 @@ def test_converged_probes_are_sklearn_logistic_regression_for_each_l2():
     l2_grid = (1e-2, 1e-1)
     kind = probe_kind("linear")
     bank = kind.build(4, 4, 3)
-    layer_of, l2 = torch.arange(2).repeat_interleave(2), torch.tensor(l2_grid).repeat(2)
-    start = {name: value.detach() for name, value in bank.named_parameters()}
+    kernel, l2 = kind.kernel(bank, 2), torch.tensor(l2_grid).repeat(2, 1)
+    start = kernel.from_bank({name: value.detach() for name, value in bank.named_parameters()})
     inputs, targets = torch.as_tensor(features, dtype=torch.float32), torch.as_tensor(labels)
     converged, steps = polish_bank(
-        bank, kind, start, ResidentRows(inputs, targets), layer_of, l2, 1e-6, POLISH_MAX_STEPS
+        kernel, kind.penalized, start, ResidentRows(inputs, targets), l2, 0.0, POLISH_MAX_STEPS, grad_tol=1e-6
     )
     assert steps.max() < POLISH_MAX_STEPS
-    for probe, (layer, strength) in enumerate(zip(layer_of.tolist(), l2.tolist())):
+    converged = kernel.to_bank(converged)
+    for probe, strength in enumerate(l2.flatten().tolist()):
+        layer = probe // 2
         fit = LogisticRegression(C=1 / (strength * 400), tol=1e-10, max_iter=10_000).fit(features[layer], labels)
         weight, bias = converged["weight"][probe].numpy(), converged["bias"][probe].numpy()
         assert np.allclose(weight, fit.coef_.T, atol=1e-4)  # unpenalised biases agree up to a shared shift

@@ -68,7 +68,17 @@ def test_the_estimator_follows_scikit_learn_conventions(folder):
     assert probes.get_params()["l2_grid"] == (1e-3,) and not hasattr(probes, "classes_")
     assert probes.fit(folder) is probes
     learned = [name for name in vars(probes) if name.endswith("_")]
-    assert {"classes_", "layers_", "probe_", "l2_", "epochs_", "fit_", "num_train_segments_"} <= set(learned)
+    assert {
+        "classes_",
+        "layers_",
+        "probe_",
+        "l2_",
+        "best_epoch_",
+        "epochs_run_",
+        "train_passes_",
+        "fit_",
+        "num_train_segments_",
+    } <= set(learned)
     assert probes.num_train_segments_ == 3000 and probes.layers_ == [0, 1, 2]
     rows = probes.evaluate(folder, split="dev")
     assert [row["layer"] for row in rows] == [0, 1, 2] and {row["split"] for row in rows} == {"dev"}

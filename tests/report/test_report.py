@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from s3prl_mi_probe.common.atomic import write_json_atomic
 from s3prl_mi_probe.corpus.task import DEFAULT_SILENCE_LABELS, TaskOptions
-from s3prl_mi_probe.metrics.columns import METRIC_COLUMNS, SWEEP_COLUMNS
+from s3prl_mi_probe.metrics.columns import METRIC_COLUMNS, SWEEP_COLUMNS, TRAINING_COLUMNS
 from s3prl_mi_probe.report.compare import COMPARED_METRICS, compare_sweeps
 from s3prl_mi_probe.report.notes import NEGATIVE_BOUND_NOTE
 from s3prl_mi_probe.report.plots import layer_curve_figure, plot_layer_curves, plot_sweep
@@ -62,6 +62,11 @@ def fake_rows(upstream, num_layers, peak_layer, peak_bits, tasks=("phone",)):
                         "accuracy_seed_std": None,
                         "num_train_segments": 5000,
                         "hard_margin_segments": None,
+                        "l2": 1e-3,
+                        "fit": "converged",
+                        "best_epoch": 3.5,
+                        "epochs_run": 7.5,
+                        "train_passes": 12.5,
                     }
                 )
     return rows
@@ -113,6 +118,16 @@ def test_csv_round_trip_is_exact(tmp_path):
     assert back == rows
     assert all(type(back[0][key]) is type(rows[0][key]) for key in SWEEP_COLUMNS)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_sweep_csv_from_before_the_training_columns_reads_with_them_empty(tmp_path):
+    rows = fake_rows("hubert", 2, 1, 1.0)
+    write_sweep_csv(tmp_path / "sweep.csv", rows)
+    earlier = SWEEP_COLUMNS[: -len(TRAINING_COLUMNS)]
+    lines = [",".join(line.split(",")[: len(earlier)]) for line in (tmp_path / "sweep.csv").read_text().splitlines()]
+    (tmp_path / "sweep.csv").write_text("\n".join(lines) + "\n")
+    back = read_sweep_csv(tmp_path / "sweep.csv")
+    assert back == [{**row, **dict.fromkeys(TRAINING_COLUMNS)} for row in rows]
 
 
 def test_read_rejects_wrong_header(tmp_path):

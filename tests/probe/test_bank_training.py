@@ -1,0 +1,133 @@
+"""The bank trainer: closed-form linear gradients against autograd, the stopping rule, warm starts, threads."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from s3prl_mi_probe.metrics.bounds import LN2
+from s3prl_mi_probe.probe.bank_kernels import AutogradKernel, LinearKernel
+from s3prl_mi_probe.probe.bank_training import POLISH_MAX_STEPS, TrainOptions, polish_bank, train_bank
+from s3prl_mi_probe.probe.kinds import probe_kind
+from s3prl_mi_probe.probe.rows import ResidentRows
+from s3prl_mi_probe.probe.source import as_source
+from s3prl_mi_probe.probe.train import LayerProbes
+
+L2_GRID = (1e-4, 1e-2, 1.0)
+
+
+def gaussian_layers(rng, num_rows, scales, num_classes=5, dim=6):
+    """Features ``[L, N, D]`` (float32) of Gaussian classes, one separation ``scale`` per layer, and labels."""
+    labels = rng.integers(num_classes, size=num_rows)
+    means = rng.standard_normal((num_classes, dim))
+    layers = [scale * means[labels] + rng.standard_normal((num_rows, dim)) for scale in scales]
+    return np.stack(layers).astype(np.float32), labels
+
+
+def random_linear_bank(num_layers, num_candidates, dim, num_classes, seed=0):
+    """A linear bank with random (non-zero) parameters, so that every gradient term is exercised."""
+    bank = probe_kind("linear").build(num_layers * num_candidates, dim, num_classes)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for value in bank.parameters():
+            value.copy_(torch.randn(value.shape, generator=generator))
+    return bank
+
+
+def test_closed_form_linear_gradient_equals_autograd():
+    bank = random_linear_bank(3, 2, 5, 4)
+    features, labels = torch.randn(3, 11, 5), torch.randint(4, (11,))
+    state = {name: value.detach() for name, value in bank.named_parameters()}
+    closed, autograd = LinearKernel(bank, 2), AutogradKernel(bank, 2)
+    closed_grads, closed_losses = closed.gradients(closed.from_bank(state), features, labels, with_losses=True)
+    auto_grads, auto_losses = autograd.gradients(autograd.from_bank(state), features, labels, with_losses=True)
+    assert torch.allclose(closed_losses, auto_losses, atol=1e-5)
+    assert torch.allclose(closed.losses(closed.from_bank(state), features, labels), auto_losses, atol=1e-5)
+    for name, grad in closed.to_bank(closed_grads).items():
+        assert torch.allclose(grad, autograd.to_bank(auto_grads)[name], atol=1e-5), name
+    assert closed.to_bank(closed.from_bank(state)).keys() == state.keys()
+    for name, value in closed.to_bank(closed.from_bank(state)).items():
+        assert torch.equal(value, state[name])
+
+
+def test_linear_bank_trains_and_polishes_as_the_autograd_trainer_does():
+    rng = np.random.default_rng(0)
+    features, labels = gaussian_layers(rng, 1500, (0.3, 1.0))
+    train = ResidentRows(torch.as_tensor(features[:, :1000]), torch.as_tensor(labels[:1000]))
+    dev = ResidentRows(torch.as_tensor(features[:, 1000:]), torch.as_tensor(labels[1000:]))
+    kind, l2 = probe_kind("linear"), torch.tensor(L2_GRID).repeat(2, 1)
+    bank = kind.build(6, 6, 5)
+    options = TrainOptions(max_epochs=100, batch_size=128, patience=6, lr=1e-2)
+    results = []
+    for kernel in (LinearKernel(bank, 3), AutogradKernel(bank, 3)):
+        start = kernel.from_bank({name: value.detach() for name, value in bank.named_parameters()})
+        best = train_bank(kernel, start, kind.penalized, train, dev, l2, torch.Generator().manual_seed(0), options)
+        polished, _ = polish_bank(kernel, kind.penalized, best["params"], train, l2, 1e-3, POLISH_MAX_STEPS)
+        results.append((best, kernel.to_bank(polished)))
+    (closed, closed_polished), (auto, auto_polished) = results
+    assert (closed["dev_ce"] - auto["dev_ce"]).abs().max() / LN2 < 0.002
+    assert torch.equal(closed["best_epoch"], auto["best_epoch"])
+    assert torch.equal(closed["epochs_run"], auto["epochs_run"])
+    for name, value in closed_polished.items():
+        assert torch.allclose(value, auto_polished[name], atol=1e-3), name
+
+
+def test_training_stops_on_the_tolerance_well_before_the_epoch_cap():
+    rng = np.random.default_rng(1)
+    features, labels = gaussian_layers(rng, 4000, (0.2, 0.5, 1.0))
+    probes = LayerProbes(progress=False, l2_grid=L2_GRID).fit((features[:, :3000], labels[:3000]))
+    assert max(probes.epochs_run_) < probes.max_epochs / 2, probes.epochs_run_
+    assert all(best <= run for best, run in zip(probes.best_epoch_, probes.epochs_run_))
+    # Linear probes are polished: every polish step is a full pass over train on top of the epochs.
+    assert all(passes > run for passes, run in zip(probes.train_passes_, probes.epochs_run_))
+    rows = probes.evaluate((features[:, 3000:], labels[3000:]))
+    assert {"best_epoch", "epochs_run", "train_passes"} <= rows[0].keys()
+    patient = LayerProbes(progress=False, l2_grid=L2_GRID, tol_bits=0.0).fit((features[:, :3000], labels[:3000]))
+    assert sum(patient.epochs_run_) > sum(probes.epochs_run_)
+    long_run = patient.evaluate((features[:, 3000:], labels[3000:]))
+    assert max(abs(row["mi_bits"] - ref["mi_bits"]) for row, ref in zip(rows, long_run)) < 0.005
+
+
+def test_full_data_starts_from_the_probes_of_the_subsample_search():
+    rng = np.random.default_rng(2)
+    features, labels = gaussian_layers(rng, 3000, (0.5, 1.5))
+    estimator = LayerProbes(progress=False, l2_grid=L2_GRID, l2_search_rows=800)
+    train = as_source((features, labels), name="train")
+    candidates, pilot = estimator._l2_candidates(train, train.subset(np.arange(3000) < 600), np.arange(5), 2)
+    assert pilot is not None and all(len(pair) == 2 for pair in candidates)
+    bank, l2 = estimator._initial_bank(train, [0, 1], candidates, 5, pilot)
+    assert l2.shape == (2, 2)
+    for layer in range(2):
+        for candidate in range(2):
+            assert torch.equal(bank.weight[layer * 2 + candidate], pilot.probe_.weight[layer])
+    fitted = estimator.fit((features, labels))
+    assert fitted.l2_candidates_ == candidates
+
+
+def _threads_in_child(cpus, env):
+    """``torch.get_num_threads()`` after :func:`use_cpu_share` in a fresh process pinned to ``cpus``."""
+    code = "from s3prl_mi_probe.common.threads import use_cpu_share; print(use_cpu_share())"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(result.stdout)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_threads_follow_the_cpus_the_process_may_use_shared_among_ranks():
+    cpus = sorted(os.sched_getaffinity(0))
+    env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "LOCAL_WORLD_SIZE")}
+    assert _threads_in_child({cpus[0]}, env) == 1
+    assert _threads_in_child(set(cpus), env) == len(cpus)
+    assert _threads_in_child(set(cpus), {**env, "LOCAL_WORLD_SIZE": str(len(cpus))}) == 1
+    # torchrun's own OMP_NUM_THREADS=1 gives way to the rank's share; a user's setting does not.
+    assert _threads_in_child(set(cpus), {**env, "LOCAL_WORLD_SIZE": "1", "OMP_NUM_THREADS": "1"}) == len(cpus)
+    assert _threads_in_child(set(cpus), {**env, "OMP_NUM_THREADS": "1"}) == 1
