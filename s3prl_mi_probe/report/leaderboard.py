@@ -270,7 +270,8 @@ def _runs_section(cells):
         entry["probes"].update(dict.fromkeys(record["probes"]))
     lines = ["## Runs", "", "| upstream | checkpoint sha256 | tasks | probes |", "|---|---|---|---|"]
     for upstream, entry in upstreams.items():
-        checkpoint = (entry["record"]["checkpoint_sha256"] or "none (no checkpoint file)")[:12]
+        sha256 = entry["record"]["checkpoint_sha256"]
+        checkpoint = sha256[:12] if sha256 else "none (no checkpoint file)"
         lines.append(f"| {upstream} | {checkpoint} | {', '.join(entry['tasks'])} | {', '.join(entry['probes'])} |")
     versions = {
         ", ".join(f"{name} {version}" for name, version in provenance["versions"].items() if version)
