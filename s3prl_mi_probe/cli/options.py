@@ -101,15 +101,20 @@ def probe_kinds_argument(known):
     return parse
 
 
-def non_negative_int(text):
-    """A whole number of at least 0 (a layer)."""
+def _whole_number(text, least):
+    """``text`` as a whole number of at least ``least``, or a usage error saying what is wrong."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def non_negative_int(text):
+    """A whole number of at least 0 (a layer)."""
+    return _whole_number(text, 0)
 
 
 def positive_float(text):
@@ -194,13 +199,7 @@ def task_options(args):
 
 def positive_int(text):
     """A whole number of at least 1 (counts of rows, seeds, units)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _whole_number(text, 1)
 
 
 def _size(text):
