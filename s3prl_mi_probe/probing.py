@@ -64,7 +64,8 @@ class ProbeSettings:
         known = self.probe_kinds()
         unknown = [probe for probe in self.probes if probe not in known]
         if unknown or not self.probes:
-            raise ValueError(f"unknown probe kind(s) {unknown or self.probes}; choose among {', '.join(known)}")
+            named = ", ".join(map(repr, unknown)) or "none"
+            raise ValueError(f"unknown probe kind(s) {named}; choose among {', '.join(known)}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be at least 1, got {self.seeds}")
         limits = {

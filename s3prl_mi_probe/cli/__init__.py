@@ -1,8 +1,9 @@
 """The ``s3prl-mi-probe`` command: one module per subcommand, shared option groups in :mod:`.options`.
 
-Takes the command line, gives exit codes (see :mod:`.parser`): 0, or a one-line message for
-``sys.exit`` (exit code 1); Ctrl-C ends any subcommand with one line and exit code 130, after
-which every file written is whole (they are written atomically). Building the parser imports no
+Takes the command line, gives exit codes (see :mod:`.parser`): 0, a one-line usage error (exit code
+2; :class:`~.parser.UsageError` from a handler too), or a one-line message for ``sys.exit`` (exit code
+1); Ctrl-C ends any subcommand with one line and exit code 130, after which every file written is
+whole (they are written atomically). Building the parser imports no
 torch; each handler imports the stage it drives.
 """
 
@@ -13,12 +14,13 @@ from s3prl_mi_probe.cli.compare import register_compare_command
 from s3prl_mi_probe.cli.config import register_config_command
 from s3prl_mi_probe.cli.corpus import register_corpus_commands
 from s3prl_mi_probe.cli.demo import register_demo_command
-from s3prl_mi_probe.cli.parser import CommandParser
+from s3prl_mi_probe.cli.parser import CommandParser, UsageError, usage_message
 from s3prl_mi_probe.cli.probe import register_probe_command
 from s3prl_mi_probe.cli.sweep import register_sweep_command
 from s3prl_mi_probe.cli.synth import register_synth_command
 from s3prl_mi_probe.common.threads import wait_passively
 
+USAGE_EXIT_CODE = 2  # as argparse exits on a usage error
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
 
@@ -46,6 +48,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except UsageError as error:
+        sys.stderr.write(usage_message(f"s3prl-mi-probe {args.command}", error))
+        return USAGE_EXIT_CODE
     except KeyboardInterrupt:
         from tqdm import tqdm  # clears any progress bar, so the message gets a line of its own
 

@@ -1,8 +1,9 @@
 """``s3prl-mi-probe benchmark``: a protocol over several upstreams, resumable, into a leaderboard."""
 
+import argparse
 from pathlib import Path
 
-from s3prl_mi_probe.cli.options import upstream_argument
+from s3prl_mi_probe.cli.options import output_folder, upstream_argument
 
 
 def register_benchmark_command(commands):
@@ -25,12 +26,15 @@ def register_benchmark_command(commands):
         metavar="SPEC",
         help="s3prl hub name, or NAME=CKPT_PATH for *_local upstreams (repeatable)",
     )
-    benchmark.add_argument("--out", type=Path, required=True, help="the benchmark folder (rerun to continue it)")
+    benchmark.add_argument(
+        "--out", type=output_folder, required=True, help="the benchmark folder (rerun to continue it)"
+    )
     benchmark.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     benchmark.add_argument(
         "--manifest",
         action="append",
         default=[],
+        type=_corpus_path,
         metavar="CORPUS=PATH",
         help="where a protocol corpus's manifest is (default: the protocol's path, relative to here)",
     )
@@ -57,7 +61,7 @@ def _benchmark(args):
         return "s3prl-mi-probe benchmark: give --upstream SPEC (repeatable) and/or --add DIR"
     try:
         protocol = load_protocol(args.protocol)
-        manifests = dict(_corpus_path(text) for text in args.manifest)
+        manifests = dict(args.manifest)
         outputs = run_benchmark(protocol, args.upstream, args.out, args.device, manifests, args.add)
     except (ProtocolError, BenchmarkError, CorpusError, ValueError, FileNotFoundError) as error:
         return f"s3prl-mi-probe benchmark: {error}"
@@ -67,7 +71,8 @@ def _benchmark(args):
 
 
 def _corpus_path(text):
+    """``--manifest CORPUS=PATH``: the pair, or a usage error."""
     name, separator, path = text.partition("=")
-    if not separator or not name or not path:
-        raise ValueError(f"--manifest {text!r}: expected CORPUS=PATH")
+    if not separator or not name.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"expected CORPUS=PATH, got {text!r}")
     return name.strip(), Path(path).expanduser()

@@ -1,8 +1,6 @@
 """``s3prl-mi-probe compare``: several sweep folders side by side."""
 
-from pathlib import Path
-
-from s3prl_mi_probe.cli.options import existing_folder
+from s3prl_mi_probe.cli.options import existing_folder, output_folder
 
 
 def register_compare_command(commands):
@@ -12,7 +10,7 @@ def register_compare_command(commands):
         help="side-by-side report of sweep folders (same manifest, task and class filters per task)",
     )
     compare.add_argument("sweeps", nargs="+", type=existing_folder, metavar="DIR", help="folders written by sweep")
-    compare.add_argument("--out", type=Path, required=True, help="folder for compare.md, compare.csv, plots/")
+    compare.add_argument("--out", type=output_folder, required=True, help="folder for compare.md, compare.csv, plots/")
     compare.set_defaults(handler=_compare)
 
 

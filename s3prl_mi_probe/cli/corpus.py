@@ -10,7 +10,13 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from s3prl_mi_probe.cli.options import add_task_filter_options, comma_list, task_options
+from s3prl_mi_probe.cli.options import (
+    add_task_filter_options,
+    comma_list,
+    existing_file,
+    output_folder,
+    task_options,
+)
 from s3prl_mi_probe.corpus.errors import CorpusError
 from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskOptions
 
@@ -31,25 +37,31 @@ def register_corpus_commands(commands: argparse._SubParsersAction) -> None:
         default=comma_list(LIBRISPEECH_SPLITS),
         help=f"comma-separated (default: {LIBRISPEECH_SPLITS})",
     )
-    librispeech.add_argument("--out", type=Path, required=True, help="folder for manifest.tsv (and converted files)")
+    librispeech.add_argument(
+        "--out", type=output_folder, required=True, help="folder for manifest.tsv (and converted files)"
+    )
     librispeech.set_defaults(handler=_prepare_librispeech)
 
     commonphone = corpora.add_parser("commonphone", help="CommonPhone 1.0 (MAUS tiers MAU, ORT-MAU)")
     commonphone.add_argument("--root", type=Path, required=True, help="folder of the language folders (en, de, ...)")
     commonphone.add_argument("--languages", type=comma_list, required=True, help="comma-separated, e.g. en,de")
-    commonphone.add_argument("--out", type=Path, required=True, help="folder for manifest.tsv (and converted files)")
+    commonphone.add_argument(
+        "--out", type=output_folder, required=True, help="folder for manifest.tsv (and converted files)"
+    )
     commonphone.set_defaults(handler=_prepare_commonphone)
 
     timit = corpora.add_parser("timit", help="TIMIT (NIST SPHERE, .PHN, .WRD): converted to WAV and TextGrids")
     timit.add_argument("--root", type=Path, required=True, help="folder holding TRAIN and TEST")
-    timit.add_argument("--out", type=Path, required=True, help="folder for manifest.tsv (and converted files)")
+    timit.add_argument("--out", type=output_folder, required=True, help="folder for manifest.tsv (and converted files)")
     timit.add_argument("--fold-39", action="store_true", help="fold the 61 phones to the standard 39")
     timit.set_defaults(handler=_prepare_timit)
 
     textgrids = corpora.add_parser("textgrids", help="any audio folder with a parallel TextGrid folder")
     textgrids.add_argument("--audio", type=Path, required=True, help="audio files, one folder per speaker")
     textgrids.add_argument("--alignments", type=Path, required=True, help="TextGrids laid out like the audio")
-    textgrids.add_argument("--out", type=Path, required=True, help="folder for manifest.tsv (and converted files)")
+    textgrids.add_argument(
+        "--out", type=output_folder, required=True, help="folder for manifest.tsv (and converted files)"
+    )
     textgrids.add_argument(
         "--split-by",
         choices=["speaker", "random"],
@@ -73,20 +85,20 @@ def register_corpus_commands(commands: argparse._SubParsersAction) -> None:
         help="folder of converted_aligned_phones.txt, train_split.txt, test_split.txt",
     )
     libriphone.add_argument("--libri-root", type=Path, required=True, help="LibriSpeech folder holding train-clean-100")
-    libriphone.add_argument("--out", type=Path, required=True)
+    libriphone.add_argument("--out", type=output_folder, required=True)
     libriphone.set_defaults(handler=_prepare_libriphone)
 
     stats = commands.add_parser("stats", help="class counts, segment durations and what the filters drop")
-    stats.add_argument("manifest", type=Path, metavar="MANIFEST")
+    stats.add_argument("manifest", type=existing_file, metavar="MANIFEST")
     stats.add_argument(
         "--task", choices=list(TIER_OF_TASK), default=TaskOptions().task, help="phone: tier 'phones'; word: 'words'"
     )
-    stats.add_argument("--out", type=Path, help="also write OUT/stats.md and OUT/stats.png")
+    stats.add_argument("--out", type=output_folder, help="also write OUT/stats.md and OUT/stats.png")
     add_task_filter_options(stats)
     stats.set_defaults(handler=_stats)
 
     validate = commands.add_parser("validate", help="check a manifest and its files for both tasks")
-    validate.add_argument("manifest", type=Path, metavar="MANIFEST")
+    validate.add_argument("manifest", type=existing_file, metavar="MANIFEST")
     validate.set_defaults(handler=_validate)
 
 
@@ -148,10 +160,7 @@ def _prepare_textgrids(args: argparse.Namespace) -> int | str:
 def _stats(args: argparse.Namespace) -> int | str:
     from s3prl_mi_probe.corpus.stats import manifest_stats
 
-    try:
-        options = task_options(args)
-    except ValueError as error:
-        return f"s3prl-mi-probe stats: {error}"
+    options = task_options(args)
     written = f"\nwrote {args.out / 'stats.md'} and {args.out / 'stats.png'}" if args.out else ""
     return _run("stats", lambda: manifest_stats(args.manifest, options, args.out) + written)
 

@@ -1,8 +1,6 @@
 """``s3prl-mi-probe demo``: the offline default job."""
 
-from pathlib import Path
-
-from s3prl_mi_probe.cli.options import upstream_argument
+from s3prl_mi_probe.cli.options import output_folder, upstream_argument
 
 
 def register_demo_command(commands):
@@ -12,7 +10,7 @@ def register_demo_command(commands):
         help="the offline default job: a synthetic espeak-ng speech corpus; fbank, mfcc, a random HuBERT and a "
         "small APC (pretrained and random); both tasks; report.md and report.html",
     )
-    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for the corpus, sweeps and report")
+    demo.add_argument("--out", type=output_folder, default="demo_out", help="folder for the corpus, sweeps and report")
     demo.add_argument(
         "--upstream",
         action="append",

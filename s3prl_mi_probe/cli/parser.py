@@ -9,6 +9,10 @@ wrong>; <what to do>``.
 import argparse
 
 
+class UsageError(Exception):
+    """A command line wrong on its face that only shows once its values are read together (exit 2)."""
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Adds ``(default: X)`` to an option's help, unless the help says it already or there is none to show."""
 
@@ -28,4 +32,10 @@ class CommandParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+        """Exit 2 with ``<prog>: <message>; see <prog> --help`` on one line."""
+        self.exit(2, usage_message(self.prog, message))
+
+
+def usage_message(prog, message):
+    """The one line of a usage error: ``<prog>: <message>; see <prog> --help``."""
+    return f"{prog}: {message}; see {prog} --help\n"

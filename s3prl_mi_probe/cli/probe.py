@@ -1,8 +1,6 @@
 """``s3prl-mi-probe probe``: the probe half of ``sweep`` on any features folder (README, "Features folders")."""
 
-from pathlib import Path
-
-from s3prl_mi_probe.cli.options import add_probe_options, existing_folder, probe_settings
+from s3prl_mi_probe.cli.options import add_probe_options, existing_folder, output_folder, probe_settings
 
 
 def register_probe_command(commands):
@@ -15,9 +13,10 @@ def register_probe_command(commands):
     probe.add_argument(
         "features", type=existing_folder, metavar="FEATURES_DIR", help="features folder (layer_KKK.npy + rows.tsv)"
     )
-    probe.add_argument("--out", type=Path, required=True, help="folder for sweep.csv, sweep.json, plots/, tb/")
+    probe.add_argument("--out", type=output_folder, required=True, help="folder for sweep.csv, sweep.json, plots/, tb/")
     add_probe_options(
         probe,
+        _bank_probe_kinds,
         kinds_help="linear (default), mlp1, mlp2",
         control_help="control task keyed on segment or on a rows.tsv column (e.g. speaker, word_type): "
         "adds selectivity",
@@ -26,6 +25,12 @@ def register_probe_command(commands):
     probe.add_argument("--upstream-label", help="the rows' upstream (default: meta.json's, else the folder name)")
     probe.add_argument("--task-label", help="the rows' task (default: meta.json's, else 'custom')")
     probe.set_defaults(handler=_probe)
+
+
+def _bank_probe_kinds():
+    from s3prl_mi_probe.probe.kinds import PROBE_KINDS
+
+    return tuple(PROBE_KINDS)
 
 
 def _probe(args):

@@ -1,11 +1,13 @@
 """``s3prl-mi-probe sweep``: every layer of every upstream from one extraction pass."""
 
-from pathlib import Path
-
 from s3prl_mi_probe.cli.options import (
     add_probe_options,
     add_task_filter_options,
     comma_list,
+    existing_file,
+    non_negative_int,
+    output_folder,
+    positive_int,
     probe_settings,
     task_options,
     upstream_argument,
@@ -27,14 +29,16 @@ def register_sweep_command(commands):
         metavar="SPEC",
         help="s3prl hub name, or NAME=CKPT_PATH for *_local upstreams (repeatable)",
     )
-    sweep.add_argument("--manifest", type=Path, required=True, help="TSV: id, audio, alignment, split [, speaker]")
+    sweep.add_argument(
+        "--manifest", type=existing_file, required=True, help="TSV: id, audio, alignment, split [, speaker]"
+    )
     sweep.add_argument(
         "--task",
         choices=list(TIER_OF_TASK),
         required=True,
         help="phone: tier 'phones'; word: 'words'; frame_phone: one sample per labelled 10 ms frame of 'phones'",
     )
-    sweep.add_argument("--out", type=Path, required=True, help="folder for sweep.csv, sweep.json, plots/, tb/")
+    sweep.add_argument("--out", type=output_folder, required=True, help="folder for sweep.csv, sweep.json, plots/, tb/")
     sweep.add_argument(
         "--slicing",
         choices=["feature", "audio"],
@@ -42,11 +46,12 @@ def register_sweep_command(commands):
         help="feature: pool frames of the whole utterance; audio: run each segment alone",
     )
     add_task_filter_options(sweep)
-    sweep.add_argument("--cache-dir", type=Path, help="feature cache (default: OUT/cache)")
+    sweep.add_argument("--cache-dir", type=output_folder, help="feature cache (default: OUT/cache)")
     sweep.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="cached feature type")
-    sweep.add_argument("--batch-size", type=int, default=8, help="utterances per upstream forward")
+    sweep.add_argument("--batch-size", type=positive_int, default=8, help="utterances per upstream forward")
     add_probe_options(
         sweep,
+        _sweep_probe_kinds,
         kinds_help="linear (default), mlp1, mlp2, finetune",
         control_help="control task keyed on segment, word_type (phone task) or speaker: adds selectivity",
         control_choices=CONTROL_KEYS,
@@ -54,10 +59,22 @@ def register_sweep_command(commands):
     sweep.add_argument(
         "--finetune-layers",
         action="append",
+        type=_layer_list,
         metavar="L",
         help="layers to fine-tune from (comma-separated; default: every layer)",
     )
     sweep.set_defaults(handler=_sweep, resume_hint="rerun the same command to resume: extracted batches are cached")
+
+
+def _sweep_probe_kinds():
+    from s3prl_mi_probe.probe.kinds import known_probe_kinds
+
+    return known_probe_kinds()
+
+
+def _layer_list(text):
+    """``--finetune-layers``: comma-separated layer numbers."""
+    return tuple(non_negative_int(item) for item in comma_list(text))
 
 
 def _sweep(args):
@@ -71,7 +88,9 @@ def _sweep(args):
             slicing=args.slicing,
             dtype=args.dtype,
             batch_size=args.batch_size,
-            finetune_layers=tuple(map(int, comma_list(args.finetune_layers))) if args.finetune_layers else None,
+            finetune_layers=tuple(layer for layers in args.finetune_layers for layer in layers)
+            if args.finetune_layers
+            else None,
             cache_dir=args.cache_dir,
         )
         rows = run_sweep(args.upstream, args.manifest, task_options(args), args.out, settings)

@@ -1,7 +1,6 @@
 """The ``synth`` subcommand: an English espeak-ng corpus with exact word and phone alignments."""
 
-from pathlib import Path
-
+from s3prl_mi_probe.cli.options import output_folder, positive_int
 from s3prl_mi_probe.corpus.synthetic.synth import DEFAULT_VOICES, SPLIT_MODES
 
 
@@ -10,8 +9,10 @@ def register_synth_command(commands):
     synth = commands.add_parser(
         "synth", help="English speech from espeak-ng: 16 kHz WAVs, exact word/phone TextGrids, manifest"
     )
-    synth.add_argument("--out", type=Path, required=True, help="folder for the WAVs, TextGrids and manifest.tsv")
-    synth.add_argument("--utterances", type=int, required=True, help="how many to synthesize")
+    synth.add_argument(
+        "--out", type=output_folder, required=True, help="folder for the WAVs, TextGrids and manifest.tsv"
+    )
+    synth.add_argument("--utterances", type=positive_int, required=True, help="how many to synthesize")
     synth.add_argument(
         "--voices",
         type=_voice_list,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 from praatio import textgrid
-from praatio.utilities.errors import TextgridStateError
+from praatio.utilities.errors import PraatioException, TextgridStateError
 
 from s3prl_mi_probe.corpus.audio import audio_info
 from s3prl_mi_probe.corpus.errors import CorpusError, problem_at
@@ -84,7 +84,7 @@ class TaskOptions:
         if self.min_count < 1:
             raise ValueError(f"min_count must be at least 1, got {self.min_count}")
         if self.max_classes is not None and self.max_classes < 2:
-            raise ValueError(f"max_classes must be None or at least 2, got {self.max_classes}")
+            raise ValueError(f"max_classes must be at least 2 (no cap: null in a config), got {self.max_classes}")
         if isinstance(self.silence_labels, str) or not all(isinstance(s, str) for s in self.silence_labels):
             raise ValueError(f"silence_labels must be a sequence of strings, got {self.silence_labels!r}")
         if not 0 < self.min_duration < self.max_duration:
@@ -93,7 +93,7 @@ class TaskOptions:
             raise ValueError(f"dev_fraction must be between 0 and 1, got {self.dev_fraction}")
         if self.frames_per_utterance is not None and (self.task not in FRAME_TASKS or self.frames_per_utterance < 1):
             raise ValueError(
-                f"frames_per_utterance must be None or at least 1, and only for the frame tasks "
+                f"frames_per_utterance must be at least 1 (all frames: null in a config), and only for the frame tasks "
                 f"({', '.join(FRAME_TASKS)}); got {self.frames_per_utterance} for task {self.task!r}"
             )
         object.__setattr__(self, "silence_labels", tuple(self.silence_labels))
@@ -288,8 +288,17 @@ def _open_textgrid(path: Path):
     except TextgridStateError as error:  # praatio rejects overlapping or reversed intervals
         raise _Unusable(f"alignment {path}: invalid intervals ({_one_line(error)})") from error
     except Exception as error:  # praatio's parser fails with IndexError, ParsingError, UnicodeError, ...
-        raise _Unusable(f"alignment {path}: malformed TextGrid ({type(error).__name__}: {_one_line(error)})") from error
+        raise _Unusable(f"alignment {path}: malformed TextGrid ({_parse_failure(error)})") from error
     return grid
+
+
+def _parse_failure(error: Exception) -> str:
+    """Why praatio could not read a TextGrid, in words (its own message where it gives one)."""
+    if isinstance(error, PraatioException):
+        return _one_line(error).rstrip(".")
+    if isinstance(error, UnicodeError):
+        return "not UTF-8 or UTF-16 text"
+    return "not in Praat's TextGrid format, or cut short"
 
 
 def _interval_tier(grid, path: Path, tier_name: str) -> list:

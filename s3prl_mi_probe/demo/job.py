@@ -4,8 +4,8 @@ Synthesizes the demo corpus (espeak-ng voices as speakers, exact alignments, no 
 every layer of the default upstreams on the phone and word tasks, and writes ``OUT/report.md`` and
 its self-contained twin ``OUT/report.html``: side-by-side tables and plots of both tasks, what was
 measured on what, and how to read it. The default upstreams need no download: ``fbank``, ``mfcc``,
-a randomly initialised HuBERT (a control), and the small APC shipped in ``demo_models/`` (pretrained
-with s3prl's own APC recipe on synthetic speech) next to the same APC randomly initialised. With
+a randomly initialised HuBERT (a control), and the small APC shipped in ``s3prl_mi_probe/demo/models/``
+(pretrained with s3prl's own APC recipe on synthetic speech) next to the same APC randomly initialised. With
 ``--upstream`` it sweeps those instead (e.g. ``hubert`` and ``wavlm_base_plus``, downloaded by s3prl
 where the network allows).
 """
@@ -42,8 +42,8 @@ HOW_TO_READ = """## How to read this
 - The random HuBERT and the random APC are controls: what a probe finds in an untrained network of
   the same shape. What the learned APC holds beyond its random twin is what pretraining put there.
 """
-MODEL_NOTES = """The learned model is tiny and saw only synthetic speech (see `demo_models/README.md` in the
-package): the demo shows the method, not findings about real self-supervised models. Run
+MODEL_NOTES = """The learned model is tiny and saw only synthetic speech (see `s3prl_mi_probe/demo/models/README.md`):
+the demo shows the method, not findings about real self-supervised models. Run
 `s3prl-mi-probe demo --upstream hubert --upstream wavlm_base_plus` for those.
 """
 

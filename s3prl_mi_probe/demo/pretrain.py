@@ -1,4 +1,4 @@
-"""Pretrain the small APC shipped in ``demo_models/`` with s3prl's own pretraining code.
+"""Pretrain the small APC shipped in ``s3prl_mi_probe/demo/models/`` with s3prl's own pretraining code.
 
 s3prl 0.4.18 ships ``run_pretrain.py`` and ``pretrain/apc`` but no ``config_runner.yaml`` /
 ``config_model.yaml``, so :func:`pretrain_apc` writes both, plus the data list that s3prl's APC

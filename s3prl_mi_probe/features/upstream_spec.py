@@ -39,6 +39,18 @@ class UpstreamSpec:
         """How results name this upstream: ``NAME``, or ``NAME:<checkpoint file stem>``."""
         return self.name if self.checkpoint is None else f"{self.name}:{self.checkpoint.stem}"
 
+    def check_name(self):
+        """ValueError naming the nearest entries when s3prl's hub has no upstream of this name."""
+        from s3prl import hub
+
+        entries = [name for name in dir(hub) if not name.startswith("_")]
+        if self.name not in entries:
+            close = difflib.get_close_matches(self.name, entries, n=5)
+            raise ValueError(
+                f"s3prl has no upstream {self.name!r}"
+                + (f"; did you mean {' or '.join(close)}?" if close else "; see s3prl's hub for the names")
+            )
+
     def load(self, device="cpu"):
         """Build the upstream exactly as s3prl's runner does, in eval mode on ``device``.
 
@@ -47,10 +59,7 @@ class UpstreamSpec:
         """
         from s3prl import hub
 
-        entries = [name for name in dir(hub) if not name.startswith("_")]
-        if self.name not in entries:
-            close = difflib.get_close_matches(self.name, entries, n=5)
-            raise ValueError(f"s3prl has no upstream {self.name!r}" + (f"; did you mean {close}?" if close else ""))
+        self.check_name()
         if self.checkpoint is not None and not self.checkpoint.is_file():
             raise ValueError(f"checkpoint of upstream {self.name!r} not found: {self.checkpoint}")
         checkpoint = str(self.checkpoint) if self.checkpoint is not None else None

@@ -9,6 +9,10 @@ the raw percentiles of the bound sit below the estimate: for a saturated layer t
 not even contain it. Each interval is therefore shifted by the bootstrap estimate of that bias
 (mean of the resampled statistic minus the estimate), a bias-corrected percentile interval.
 
+That shift can carry a saturated layer's upper limit above H(Y), which no bound on I(Z;Y) can
+exceed (I(Z;Y) <= H(Y)): the upper limit of ``mi_bits`` is clipped at the split's plug-in H(Y), and
+the accuracy interval at [0, 1].
+
 A resample is a row of multinomial counts ``[N]`` (how often each segment was drawn); the per-layer
 sums are one matmul of count rows with the per-sample values, and the label histogram of a resample
 is a sum of counts over each class's segments. Count rows are built in chunks to bound memory.
@@ -57,8 +61,8 @@ def bootstrap_intervals(ce_bits, correct, labels, num_classes, resamples=1000, l
     """Percentile-bootstrap ``level`` intervals of each layer's ``mi_bits`` and ``accuracy``.
 
     ``ce_bits`` and ``correct`` are per-sample ``[L, N]``, ``labels [N]`` integers in ``[0, num_classes)``.
-    Returns one dict per layer with ``mi_bits_ci_low``, ``mi_bits_ci_high``, ``accuracy_ci_low``,
-    ``accuracy_ci_high``; NaN when there are no samples.
+    Returns one dict per layer with ``mi_bits_ci_low``, ``mi_bits_ci_high`` (at most the labels' plug-in
+    H(Y)), ``accuracy_ci_low``, ``accuracy_ci_high`` (within [0, 1]); NaN when there are no samples.
     """
     ce_bits, correct = np.asarray(ce_bits, dtype=np.float64), np.asarray(correct, dtype=np.float64)
     labels = np.asarray(labels)
@@ -74,13 +78,11 @@ def bootstrap_intervals(ce_bits, correct, labels, num_classes, resamples=1000, l
     means = sums / num_rows
     mi = entropies[:, None] - means[:, :num_layers]
     accuracy = means[:, num_layers:]
-    plug_in = {
-        "mi": _entropy_bits_rows(class_sizes[None, class_sizes > 0].astype(np.float64), num_rows)
-        - ce_bits.mean(axis=1),
-        "accuracy": correct.mean(axis=1),
-    }
+    label_entropy = _entropy_bits_rows(class_sizes[None, class_sizes > 0].astype(np.float64), num_rows)[0]
+    plug_in = {"mi": label_entropy - ce_bits.mean(axis=1), "accuracy": correct.mean(axis=1)}
     mi_low, mi_high = _bias_corrected_percentiles(mi, plug_in["mi"], level)
-    accuracy_low, accuracy_high = _bias_corrected_percentiles(accuracy, plug_in["accuracy"], level)
+    mi_high = np.minimum(mi_high, label_entropy)
+    accuracy_low, accuracy_high = np.clip(_bias_corrected_percentiles(accuracy, plug_in["accuracy"], level), 0, 1)
     return [
         {
             "mi_bits_ci_low": float(mi_low[layer]),

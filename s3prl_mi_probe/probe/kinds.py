@@ -55,7 +55,7 @@ PROBE_KINDS = {
 def probe_kind(name):
     """The :class:`ProbeKind` called ``name``; ValueError naming the supported kinds otherwise."""
     if name not in PROBE_KINDS:
-        raise ValueError(f"unsupported probe {name!r}; supported: {sorted(PROBE_KINDS)}")
+        raise ValueError(f"unsupported probe {name!r}; supported: {', '.join(PROBE_KINDS)}")
     return PROBE_KINDS[name]
 
 

@@ -14,7 +14,7 @@ from s3prl_mi_probe.common.atomic import replace_folder, write_text_atomic
 from s3prl_mi_probe.common.table import markdown_table
 from s3prl_mi_probe.report.notes import negative_bound_note, with_interval
 from s3prl_mi_probe.report.plots import PLOT_FILE_STEMS, plot_layer_curves
-from s3prl_mi_probe.report.rows import best_layers, read_sweep_csv
+from s3prl_mi_probe.report.rows import SELECT_SPLIT, best_layers, read_sweep_csv
 
 COMPARED_METRICS = (
     "mi_bits",
@@ -134,8 +134,8 @@ def _csv_text(wide_rows, columns):
 
 
 def _best_layer_table(task_rows):
-    """Each (upstream, probe)'s best test layer with its intervals, H(Y), margin and selectivity."""
-    best = best_layers(task_rows, metric="mi_bits", split=COMPARED_SPLIT)
+    """Each (upstream, probe)'s layer of highest dev mi_bits, with its test intervals, H(Y), margin and selectivity."""
+    best = best_layers(task_rows, report_split=COMPARED_SPLIT)
     rows = [
         {
             "upstream": upstream,
@@ -188,7 +188,8 @@ def _task_section(task, task_rows, upstreams, plot_paths, out):
         lines += [note, ""]
 
     lines += [
-        "### Best layer per upstream (highest mi_bits; ties go to the lowest layer)",
+        f"### Best layer per upstream (chosen on {SELECT_SPLIT}: highest {SELECT_SPLIT} mi_bits, ties to the lowest "
+        f"layer; its {COMPARED_SPLIT} numbers)",
         "",
         _best_layer_table(task_rows),
         "",

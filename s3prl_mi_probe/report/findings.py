@@ -10,16 +10,11 @@ from s3prl_mi_probe.report.notes import with_interval
 from s3prl_mi_probe.report.rows import best_layers
 
 
-def chosen_layers(rows, task, probe, select_split="dev", report_split="test"):
-    """Per upstream: its ``report_split`` row at the layer of highest ``select_split`` mi_bits (lowest on ties)."""
-    reported = {
-        (row["upstream"], row["layer"]): row
-        for row in rows
-        if (row["task"], row["probe"], row["split"]) == (task, probe, report_split)
-    }
+def chosen_layers(rows, task, probe):
+    """Per upstream: its test row at the layer of highest dev mi_bits (lowest on ties), as :func:`best_layers`."""
     return {
-        upstream: reported[(upstream, row["layer"])]
-        for (upstream, row_task, row_probe), row in best_layers(rows, split=select_split).items()
+        upstream: row
+        for (upstream, row_task, row_probe), row in best_layers(rows).items()
         if (row_task, row_probe) == (task, probe)
     }
 

@@ -20,9 +20,8 @@ from pathlib import Path
 from s3prl_mi_probe.common.atomic import write_text_atomic
 from s3prl_mi_probe.report.html import write_html_report
 from s3prl_mi_probe.report.plots import plot_layer_curves
-from s3prl_mi_probe.report.rows import best_layers, read_sweep_csv
+from s3prl_mi_probe.report.rows import REPORT_SPLIT, best_layers, read_sweep_csv
 
-SELECT_SPLIT, SCORE_SPLIT = "dev", "test"
 OVERALL = "overall"
 LEADERBOARD_COLUMNS = (
     "task",
@@ -50,14 +49,14 @@ PLOTTED_METRICS = {"mi_bits": "mi_bits", "accuracy": "accuracy"}
 
 def cell_entry(rows, primary_probe):
     """The leaderboard entry of one upstream × task sweep (its rows), or None when no layer has a bound."""
-    test = {(row["probe"], row["layer"]): row for row in rows if row["split"] == SCORE_SPLIT}
-    chosen = {probe: row["layer"] for (_, _, probe), row in best_layers(rows, split=SELECT_SPLIT).items()}
+    test = {(row["probe"], row["layer"]): row for row in rows if row["split"] == REPORT_SPLIT}
+    chosen = {probe: row for (_, _, probe), row in best_layers(rows).items()}
     if primary_probe not in chosen:
         return None
-    best = test[(primary_probe, chosen[primary_probe])]
+    best = chosen[primary_probe]
     last_layer = max(layer for probe, layer in test if probe == primary_probe)
     last = test[(primary_probe, last_layer)]
-    finetune = test.get(("finetune", chosen.get("finetune")))
+    finetune = chosen.get("finetune")
     return {
         "upstream": best["upstream"],
         "task": best["task"],
@@ -142,16 +141,14 @@ def _plots(out, cells, context):
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for task in context["tasks"]:
         rows = [row for record, cell_rows, _ in cells if record["task"] == task for row in cell_rows]
-        if not any(row["split"] == SCORE_SPLIT for row in rows):
+        if not any(row["split"] == REPORT_SPLIT for row in rows):
             continue
         plots[task] = {
             metric: plot_layer_curves(
                 rows,
                 metric,
                 out / "plots" / f"{task}_{stem}.png",
-                split=SCORE_SPLIT,
-                select_split=SELECT_SPLIT,
-                title=f"{task}: {metric} per layer (test); ★ = layer chosen on dev",
+                split=REPORT_SPLIT,
             )
             for metric, stem in PLOTTED_METRICS.items()
         }
@@ -273,7 +270,8 @@ def _runs_section(cells):
         entry["probes"].update(dict.fromkeys(record["probes"]))
     lines = ["## Runs", "", "| upstream | checkpoint sha256 | tasks | probes |", "|---|---|---|---|"]
     for upstream, entry in upstreams.items():
-        checkpoint = (entry["record"]["checkpoint_sha256"] or "none (no checkpoint file)")[:12]
+        sha256 = entry["record"]["checkpoint_sha256"]
+        checkpoint = sha256[:12] if sha256 else "none (no checkpoint file)"
         lines.append(f"| {upstream} | {checkpoint} | {', '.join(entry['tasks'])} | {', '.join(entry['probes'])} |")
     versions = {
         ", ".join(f"{name} {version}" for name, version in provenance["versions"].items() if version)

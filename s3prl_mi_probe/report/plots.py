@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from s3prl_mi_probe.common.atomic import write_bytes_atomic
-from s3prl_mi_probe.report.rows import best_layers
+from s3prl_mi_probe.report.rows import SELECT_SPLIT, best_layers
 
 AXIS_LABELS = {
     "mi_bits": "I(layer; label) lower bound (bits)",
@@ -89,19 +89,19 @@ def _dodges(curves):
     return {key: (index - (len(single) - 1) / 2) * step for index, key in enumerate(single)}
 
 
-def plot_layer_curves(rows, metric, path, split="test", title=None, select_split=None):
+def plot_layer_curves(rows, metric, path, split="test", title=None):
     """Save :func:`layer_curve_figure` as a PNG, atomically, at ``path``; returns ``path``."""
     buffer = io.BytesIO()
-    layer_curve_figure(rows, metric, split, title, select_split).savefig(buffer, format="png", dpi=120)
+    layer_curve_figure(rows, metric, split, title).savefig(buffer, format="png", dpi=120)
     write_bytes_atomic(path, buffer.getvalue())
     return Path(path)
 
 
-def layer_curve_figure(rows, metric, split="test", title=None, select_split=None):
+def layer_curve_figure(rows, metric, split="test", title=None):
     """A figure of ``metric`` against layer, one line per (upstream, probe).
 
-    Each line's best layer (highest metric on ``select_split``, default ``split``; lowest layer on
-    ties) gets a star, and its legend entry names it with its ``split`` value; for ``mi_bits`` each
+    Each line's best layer (highest metric on dev, as every report chooses it: :func:`best_layers`;
+    lowest layer on ties) gets a star, and its legend entry names it with its ``split`` value; for ``mi_bits`` each
     task's H(Y) is a dashed reference line. Where the rows carry a confidence interval
     (``<metric>_ci_low``/``_ci_high``, the bootstrap over test segments) it is a shaded band, or an
     error bar for a single-layer upstream. If the rows hold several tasks, the task is added to each
@@ -111,7 +111,7 @@ def layer_curve_figure(rows, metric, split="test", title=None, select_split=None
     if not curves:
         raise ValueError(f"no {split!r} rows to plot for {metric}")
     label_tasks = len({task for _, task, _ in curves}) > 1
-    best = best_layers(rows, metric=metric, split=select_split or split)
+    best = best_layers(rows, metric=metric, report_split=split)
     dodges = _dodges(curves)
 
     figure = Figure(figsize=(9, 5.2), layout="constrained")
@@ -153,7 +153,7 @@ def layer_curve_figure(rows, metric, split="test", title=None, select_split=None
     axes.set_ylabel(AXIS_LABELS.get(metric, metric))
     tasks = ", ".join(dict.fromkeys(task for _, task, _ in curves))
     figure.suptitle(textwrap.fill(title or f"{tasks}: {metric} per layer ({split} split)", TITLE_WIDTH))
-    keys = ["★ best layer"] + (["bands/bars: 95 % bootstrap CI"] if banded else [])
+    keys = [f"★ best layer (chosen on {SELECT_SPLIT})"] + (["bands/bars: 95 % bootstrap CI"] if banded else [])
     keys += ["dashed: H(Y), the ceiling"] if metric == "mi_bits" else []
     axes.set_title("; ".join(keys), fontsize="small", color="0.3")
     axes.grid(True, alpha=0.3)

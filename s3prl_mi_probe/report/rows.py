@@ -8,6 +8,9 @@ from pathlib import Path
 from s3prl_mi_probe.common.atomic import write_text_atomic
 from s3prl_mi_probe.metrics.columns import FLOAT_COLUMNS, INT_COLUMNS, SWEEP_COLUMNS, TRAINING_COLUMNS
 
+# Every report picks each curve's best layer on dev and reports its test numbers (best_layers).
+SELECT_SPLIT, REPORT_SPLIT = "dev", "test"
+
 
 def write_sweep_csv(path, rows):
     """Atomically write rows (dicts keyed by SWEEP_COLUMNS; a missing analysis column is an empty cell) as CSV.
@@ -50,18 +53,23 @@ def read_sweep_csv(path) -> list[dict]:
         ]
 
 
-def best_layers(rows, metric="mi_bits", split="test") -> dict:
-    """The row with the highest ``metric`` per (upstream, task, probe) on ``split``; ties go to the lowest layer.
+def best_layers(rows, metric="mi_bits", report_split=REPORT_SPLIT) -> dict:
+    """Per (upstream, task, probe): its ``report_split`` row at the layer of highest ``metric`` on dev.
 
-    Rows whose metric is missing or NaN are skipped.
+    The layer is chosen on dev (:data:`SELECT_SPLIT`) and reported on test by default, so that the
+    reported number is not the one it was picked by. Ties go to the lowest layer; rows whose metric is
+    missing or NaN are skipped, and so is a curve without a ``report_split`` row at the chosen layer.
     """
-    best = {}
+    chosen = {}
     for row in rows:
         value = row[metric]
-        if row["split"] != split or value is None or math.isnan(value):
+        if row["split"] != SELECT_SPLIT or value is None or math.isnan(value):
             continue
         key = (row["upstream"], row["task"], row["probe"])
-        current = best.get(key)
+        current = chosen.get(key)
         if current is None or (value, -row["layer"]) > (current[metric], -current["layer"]):
-            best[key] = row
-    return best
+            chosen[key] = row
+    reported = {
+        (row["upstream"], row["task"], row["probe"], row["layer"]): row for row in rows if row["split"] == report_split
+    }
+    return {key: reported[(*key, row["layer"])] for key, row in chosen.items() if (*key, row["layer"]) in reported}

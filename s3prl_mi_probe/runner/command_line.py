@@ -1,8 +1,9 @@
 """What the command line of s3prl's ``run_downstream.py`` lacks on today's torch and for ``-d mi_probe``.
 
 When the running program is ``run_downstream.py`` (``python -m s3prl.run_downstream`` or the script
-of an s3prl source checkout), the import hook calls :func:`complete_run_downstream_arguments` while
-that program imports s3prl's runner, before its ``main()`` parses ``sys.argv``:
+of an s3prl source checkout), the import hook calls :func:`complete_run_downstream_arguments` and
+:func:`check_new_experiment` while that program imports s3prl's runner, before its ``main()`` parses
+``sys.argv``:
 
 * The local rank. s3prl's parser knows ``--local_rank`` only, but torch >= 2.0's
   ``torch.distributed.launch`` passes ``--local-rank=N`` (which s3prl would refuse) and ``torchrun``
@@ -13,11 +14,21 @@ that program imports s3prl's runner, before its ``main()`` parses ``sys.argv``:
   ``mi_probe`` exists nowhere: a new experiment without ``-c`` gets ``-c`` with the shipped config of
   its task (the task ``-o`` sets with ``config.downstream_expert.task=...``, else ``phone``), and
   stdout says which. Resuming (``-e``) takes the config from the checkpoint, as s3prl does.
+* The early check, for a new ``-d mi_probe`` training run only. s3prl creates the experiment folder
+  and writes ``args_*.yaml`` and ``config_*.yaml`` into it before it builds the expert, which checks
+  the manifest: the config is read here as s3prl will read it (``-c``, then ``-o`` through s3prl's own
+  ``override``) and its ``downstream_expert`` checked (:func:`~s3prl_mi_probe.runner.expert.check_expert_config`),
+  so that bad input stops the run with one message before s3prl writes anything. A resumed run
+  (``-e``, or ``-a`` on a folder with checkpoints) and ``-m evaluate`` take their config from a
+  checkpoint: the expert checks it when s3prl builds it, after those files are written.
 
 Nothing else on the command line changes.
 """
 
 import argparse
+import contextlib
+import glob
+import io
 import os
 import sys
 
@@ -58,20 +69,76 @@ def _spell_local_rank(argv, environ):
         argv += ["--local_rank", environ["LOCAL_RANK"]]
 
 
+def _options(argv):
+    """The options of a ``run_downstream.py`` command line that matter here, as s3prl would parse them."""
+    # Spelled out in full (s3prl also takes abbreviations: an abbreviated one is simply not seen here);
+    # everything else passes through untouched.
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for short, long in (
+        ("-m", "--mode"),
+        ("-d", "--downstream"),
+        ("-c", "--config"),
+        ("-e", "--past_exp"),
+        ("-o", "--override"),
+        ("-n", "--expname"),
+        ("-p", "--expdir"),
+    ):
+        parser.add_argument(short, long)
+    parser.add_argument("-a", "--auto_resume", action="store_true")
+    return parser.parse_known_args(argv[1:])[0]
+
+
 def _add_shipped_config(argv):
     """``-c <shipped config>`` for a new ``-d mi_probe`` experiment without ``-c``."""
-    # Only the options that matter here, spelled out in full (s3prl also takes abbreviations: an
-    # abbreviated one is simply not completed); everything else passes through untouched.
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for short, long in (("-d", "--downstream"), ("-c", "--config"), ("-e", "--past_exp"), ("-o", "--override")):
-        parser.add_argument(short, long)
-    args, _ = parser.parse_known_args(argv[1:])
+    args = _options(argv)
     if args.downstream != DOWNSTREAM_NAME or args.config is not None or args.past_exp is not None:
         return
     task = _task_from_override(args.override)
     path = str(config_path(task))
     argv += ["-c", path]
     print(f"[mi_probe] no -c given: using the shipped {task} config {path}", flush=True)
+
+
+def _new_experiment(args):
+    """Whether s3prl starts a new experiment (not resuming one from a checkpoint), as its own rules say."""
+    if args.past_exp is not None:
+        return False
+    expdir = args.expdir or f"result/downstream/{args.expname}"
+    return not (args.auto_resume and glob.glob(f"{expdir}/states-*.ckpt"))
+
+
+def check_new_experiment(argv=None):
+    """For a new ``-d mi_probe`` training run: read its config as s3prl will, and check its ``downstream_expert``
+    before s3prl writes anything; SystemExit with the one-line report (every corpus problem listed) if unusable.
+
+    ``argv`` defaults to ``sys.argv`` of a running ``run_downstream.py`` (completed by
+    :func:`complete_run_downstream_arguments`; any other program is left alone). A config s3prl cannot
+    read or override is left to s3prl to report.
+    """
+    if argv is None:
+        if not running_run_downstream():
+            return
+        argv = sys.argv
+    args = _options(argv)
+    if args.downstream != DOWNSTREAM_NAME or args.mode != "train" or args.config is None or not _new_experiment(args):
+        return
+    import yaml
+    from s3prl.utility.helper import override
+
+    from s3prl_mi_probe.runner.expert import check_before_run
+
+    try:
+        with open(args.config) as file:
+            config = yaml.load(file, Loader=yaml.FullLoader)  # as s3prl reads it
+        if args.override is not None and args.override.lower() != "none":
+            with contextlib.redirect_stderr(io.StringIO()):  # s3prl prints each override when it applies them
+                override(args.override, argparse.Namespace(), config)
+    except (OSError, yaml.YAMLError, ValueError, AssertionError):
+        return
+    try:
+        check_before_run(config.get("downstream_expert") or {})
+    except ValueError as error:
+        raise SystemExit(f"[mi_probe] {error}") from None
 
 
 def _task_from_override(override):

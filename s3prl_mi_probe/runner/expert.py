@@ -14,6 +14,7 @@ that layer's best dev step. ``-m evaluate`` writes ``EXPDIR/evaluate-<split>.jso
 step of the evaluated checkpoint. Under s3prl's DDP see :mod:`s3prl_mi_probe.runner.distributed`.
 """
 
+import json
 import math
 from dataclasses import fields
 from pathlib import Path
@@ -33,7 +34,7 @@ from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, 
 from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
 from s3prl_mi_probe.metrics.columns import CONTROL_COLUMNS, METRIC_NAMES, present_columns
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
-from s3prl_mi_probe.probe.kinds import FINETUNE, build_probe_bank
+from s3prl_mi_probe.probe.kinds import FINETUNE, build_probe_bank, probe_kind
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
 from s3prl_mi_probe.report.notes import negative_bound_note
 from s3prl_mi_probe.runner import distributed
@@ -62,6 +63,39 @@ def task_options_from_config(config):
     return TaskOptions(**options)
 
 
+# A task built by check_expert_config before s3prl wrote anything, for the expert of the same config.
+_checked_tasks = {}
+
+
+def _config_key(downstream_expert):
+    return json.dumps(downstream_expert, sort_keys=True, default=str)
+
+
+def check_expert_config(downstream_expert):
+    """Check a ``downstream_expert`` config as the expert will read it, before any upstream work.
+
+    The keys, the task options, ``num_workers``, the probe kind, the manifest with every file it names
+    (all problems at once) and the control key. Returns the config with its defaults, the TaskOptions, the
+    task and the control labels (None without ``control``); ValueError (a CorpusError for the corpus)
+    saying what is wrong.
+    """
+    config = {**LOADER_KEYS, **PROBE_KEYS, **downstream_expert}
+    options = task_options_from_config(downstream_expert)
+    resolve_num_workers(config["num_workers"])  # refuses a bad value before the corpus is read
+    if config["probe"] != FINETUNE:
+        probe_kind(config["probe"])
+    task = _checked_tasks.pop(_config_key(downstream_expert), None) or build_task(Path(config["manifest"]), options)
+    controls = None if config["control"] is None else control_labels(task, config["control"], options.seed)
+    return config, options, task, controls
+
+
+def check_before_run(downstream_expert):
+    """:func:`check_expert_config`, keeping the task for the expert of this config that s3prl builds later in
+    this process (it takes it instead of reading the corpus again)."""
+    _, _, task, _ = check_expert_config(downstream_expert)
+    _checked_tasks[_config_key(downstream_expert)] = task
+
+
 class DownstreamExpert(nn.Module):
     """s3prl's DownstreamExpert interface: ``get_dataloader``, ``forward``, ``log_records``."""
 
@@ -74,14 +108,14 @@ class DownstreamExpert(nn.Module):
                 "mi_probe needs every hidden state: run it through s3prl's runner with s3prl-mi-probe "
                 "installed (its import hook), or call s3prl_mi_probe.runner.activate() before the Runner"
             )
-        self.config = {**LOADER_KEYS, **PROBE_KEYS, **downstream_expert}
-        self.options = task_options_from_config(downstream_expert)
+        self.config, self.options, self.task, controls = check_expert_config(downstream_expert)
         self.group = current_process_group()
         self.num_workers = resolve_num_workers(self.config["num_workers"], processes=self.group.world_size)
         self.manifest = Path(self.config["manifest"])
-        self.task = build_task(self.manifest, self.options)
-        self.control_unscored = None
-        self.controls = self._control_labels()
+        # Per split, per utterance: control labels; segments whose key value never occurs in train are
+        # UNSEEN and not scored.
+        self.control_unscored = None if controls is None else unscored_segments(controls)
+        self.controls = None if controls is None else per_utterance(self.task, controls)
         self.upstream_rate = upstream_rate
         self.expdir = Path(expdir)
         self.run_args = kwargs
@@ -106,17 +140,6 @@ class DownstreamExpert(nn.Module):
             self.metrics_path.unlink(missing_ok=True)
             self.summary_path.unlink(missing_ok=True)
         self._print_task()
-
-    def _control_labels(self):
-        """Per split, per utterance: control labels of its segments (None without ``control``).
-
-        Segments whose key value never occurs in train are ``UNSEEN`` and not scored."""
-        key = self.config["control"]
-        if key is None:
-            return None
-        controls = control_labels(self.task, key, self.options.seed)
-        self.control_unscored = unscored_segments(controls)
-        return per_utterance(self.task, controls)
 
     def _finetune_layers(self):
         """The layers fine-tuned from: ``finetune_layers`` (default all), each among the hidden states passed."""

@@ -13,7 +13,8 @@ a few module names (:data:`_HOOKS`) and calls into :mod:`s3prl_mi_probe.runner.c
 * ``s3prl``: the remaining shims and the noise filters, before s3prl's own code runs.
 * ``s3prl.downstream``, ``s3prl.downstream.runner``: ``-d mi_probe`` is registered and the Runner
   patched; when the running program is s3prl's ``run_downstream.py``, its command line gets the
-  defaults it lacks for ``-d mi_probe``.
+  defaults it lacks for ``-d mi_probe``, and a new ``-d mi_probe`` run's config is checked before
+  s3prl writes into the experiment folder.
 * the s3prl modules of :data:`s3prl_mi_probe.runner.quiet.IMPORT_WARNINGS`: their import runs with
   their known deprecation warnings silenced.
 
@@ -53,6 +54,7 @@ def _after_runner(module):
 
     patches.patch_runner(module.Runner)
     command_line.complete_run_downstream_arguments()
+    command_line.check_new_experiment()
 
 
 # module name -> (called before the module body runs, called after it ran, context its body runs in)

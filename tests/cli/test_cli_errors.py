@@ -143,3 +143,67 @@ def test_ctrl_c_during_extraction_ends_in_one_line_and_the_cache_resumes(tmp_pat
     assert fresh.root.name == root.name
     for layer in range(fresh.num_layers):
         np.testing.assert_array_equal(LayerCache(root).layer(layer), fresh.layer(layer))
+
+
+def unwritable_outs(tmp_path):
+    """``--out`` folders that cannot be created or written, even by root (who ignores permission bits): one
+    below a regular file, and one in /proc, where no file can be created."""
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    return {"below a file": tmp_path / "notes.txt" / "out", "in /proc": "/proc/s3prl-mi-probe-out"}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda tmp_path, manifest: ["probe", tmp_path],
+        lambda tmp_path, manifest: ["sweep", "--upstream", "fbank", "--manifest", manifest, "--task", "phone"],
+        lambda tmp_path, manifest: ["stats", manifest],
+        lambda tmp_path, manifest: ["compare", tmp_path],
+        lambda tmp_path, manifest: ["benchmark", "--protocol", "synthetic-v1", "--upstream", "fbank"],
+    ],
+    ids=["probe", "sweep", "stats", "compare", "benchmark"],
+)
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, tone_manifest, command):
+    arguments = command(tmp_path, tone_manifest)
+    for where, out in unwritable_outs(tmp_path).items():
+        line = our_line(cli(*arguments, "--out", out), 2, f"s3prl-mi-probe {arguments[0]}: argument --out: cannot")
+        assert "choose a folder you can write to" in line, where
+        assert (tmp_path / "notes.txt").is_file() and not os.path.exists(out)
+    assert not list(tmp_path.glob(".s3prl-mi-probe-write-check-*"))  # the write check leaves nothing behind
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--probe", "linear,linaer"], "argument --probe: unknown probe kind 'linaer'; choose among linear, mlp1"),
+        (["--max-classes", "0"], "argument --max-classes: expected a number of classes of at least 2, or 'all'"),
+        (["--min-count", "0"], "argument --min-count: must be at least 1, got 0"),
+        (["--finetune-layers", "0,top"], "argument --finetune-layers: expected a whole number, got 'top'"),
+        (["--min-duration", "0.5", "--max-duration", "0.2"], "--min-duration 0.5 must be below --max-duration 0.2"),
+        (["--frames-per-utterance", "3"], "--frames-per-utterance applies to the frame tasks (frame_phone) only"),
+    ],
+)
+def test_bad_sweep_values_are_usage_errors_in_plain_words(tmp_path, tone_manifest, extra, expected):
+    line = our_line(cli(*sweep_args(tone_manifest, tmp_path / "out", "fbank", extra=extra)), 2, expected)
+    assert line.endswith("; see s3prl-mi-probe sweep --help")
+    assert "None" not in line and "[" not in line and not (tmp_path / "out").exists()
+
+
+def test_a_missing_manifest_and_an_unknown_upstream_are_usage_errors(tmp_path, tone_manifest):
+    result = cli(*sweep_args(tmp_path / "nope" / "manifest.tsv", tmp_path / "out", "fbank"))
+    our_line(result, 2, "s3prl-mi-probe sweep: argument --manifest: no file", "manifest.tsv")
+    for command in (["stats"], ["validate"]):
+        our_line(cli(*command, tmp_path / "nope.tsv"), 2, f"argument MANIFEST: no file '{tmp_path / 'nope.tsv'}'")
+    line = our_line(cli(*sweep_args(tone_manifest, tmp_path / "out", "fbnak")), 2, "s3prl has no upstream 'fbnak'")
+    assert "did you mean fbank" in line and "['" not in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_validate_names_a_malformed_textgrid_in_words(tmp_path):
+    manifest = write_tone_corpus(tmp_path, num_utterances=6)
+    (tmp_path / "utt002.TextGrid").write_text("")
+    result = cli("validate", manifest)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [problem] = [line for line in result.stderr.splitlines() if "utt002.TextGrid" in line]
+    assert problem.endswith("malformed TextGrid (not in Praat's TextGrid format, or cut short)")
+    assert "Error" not in result.stderr

@@ -16,12 +16,20 @@ def parse(*argv):
     return build_parser().parse_args([str(arg) for arg in argv])
 
 
+@pytest.fixture
+def manifest(tmp_path):
+    """A file where the parser wants an existing manifest (these tests only parse)."""
+    path = tmp_path / "m.tsv"
+    path.write_text("id\taudio\talignment\tsplit\n")
+    return path
+
+
 @pytest.mark.parametrize("task", list(TASK_DEFAULTS))
-def test_sweep_stats_and_the_runner_configs_take_the_same_task_defaults(task):
+def test_sweep_stats_and_the_runner_configs_take_the_same_task_defaults(task, manifest):
     expected = TaskOptions(task=task)
     assert {name: getattr(expected, name) for name in TASK_DEFAULTS[task]} == TASK_DEFAULTS[task]
-    sweep = parse("sweep", "--upstream", "fbank", "--manifest", "m.tsv", "--task", task, "--out", "out")
-    stats = parse("stats", "m.tsv", "--task", task)
+    sweep = parse("sweep", "--upstream", "fbank", "--manifest", manifest, "--task", task, "--out", manifest.parent)
+    stats = parse("stats", manifest, "--task", task)
     assert task_options(sweep) == expected and task_options(stats) == expected
     config_text = config_path(task).read_text()
     assert task_options_from_config(yaml.safe_load(config_text)["downstream_expert"]) == expected
@@ -30,13 +38,13 @@ def test_sweep_stats_and_the_runner_configs_take_the_same_task_defaults(task):
     assert f"min_count {defaults['min_count']}" in config_text and f"max_classes {cap}" in config_text
 
 
-def test_explicit_filters_override_the_task_defaults():
+def test_explicit_filters_override_the_task_defaults(manifest):
     args = parse(
-        "sweep", "--upstream", "fbank", "--manifest", "m.tsv", "--task", "word", "--out", "out",
+        "sweep", "--upstream", "fbank", "--manifest", manifest, "--task", "word", "--out", manifest.parent,
         "--min-count", "3", "--max-classes", "all", "--no-fold-stress",
     )  # fmt: skip
     assert task_options(args) == TaskOptions(task="word", min_count=3, max_classes=None, fold_stress=False)
-    assert task_options(parse("stats", "m.tsv", "--fold-stress", "--max-classes", "40")) == TaskOptions(
+    assert task_options(parse("stats", manifest, "--fold-stress", "--max-classes", "40")) == TaskOptions(
         task="phone", max_classes=40, fold_stress=True
     )
     config = {"manifest": "m.tsv", "task": "word", "max_classes": None}

@@ -176,6 +176,7 @@ def test_build_task_reports_every_bad_file_together(tmp_path):
         assert problem.startswith(f"manifest.tsv:{index + 2} (utt{index:03d}): ")
         assert str(path) in problem and reason in problem
     assert "+50 ms" in problems[4]
+    assert problems[2].endswith("malformed TextGrid (not in Praat's TextGrid format, or cut short)")  # no IndexError
 
 
 def test_overshoot_within_10ms_is_clipped_to_the_audio_end(tmp_path):

@@ -481,7 +481,9 @@ def test_subcommands(tmp_path, tone_copy, capsys):
 
     assert run_command("stats", tone_copy, "--task", "word", "--out", tmp_path / "stats", "--min-count", "2") == 0
     assert (tmp_path / "stats" / "stats.md").is_file()
-    assert run_command("stats", tone_copy, "--min-count", "0").startswith("s3prl-mi-probe stats: min_count")
+    with pytest.raises(SystemExit) as usage:  # a value wrong on its face: the parser's usage error
+        run_command("stats", tone_copy, "--min-count", "0")
+    assert usage.value.code == 2 and "argument --min-count: must be at least 1, got 0" in capsys.readouterr().err
     assert run_command("validate", tone_copy) == 0
     assert "OK" in capsys.readouterr().out
 

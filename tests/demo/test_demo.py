@@ -1,11 +1,14 @@
 """A reduced demo: the report is written with every section, and its HTML renders in Chromium."""
 
 import os
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
+import s3prl_mi_probe
 from s3prl_mi_probe.demo.job import run_demo
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
 from s3prl_mi_probe.report.findings import chosen_layers
@@ -66,6 +69,28 @@ def test_the_findings_are_computed_from_the_numbers_with_their_intervals(demo_ou
             if upstream != top:
                 disjoint = row["mi_bits_ci_high"] < top_row["mi_bits_ci_low"]
                 assert f"{upstream} (layer {row['layer']}:" in (below if disjoint else tied.split("Not shown")[1])
+
+
+def test_the_report_uses_one_rule_for_the_chosen_layer(demo_out):
+    """The findings and the best-layer tables name the same layer (chosen on dev) and test bound per upstream."""
+    report = (demo_out / "report.md").read_text()
+    findings = report.split("## Findings", 1)[1].split("\n## ", 1)[0]
+    for task in ("phone", "word"):
+        chosen = chosen_layers(read_sweep_csv(demo_out / task / "sweep.csv"), task, "linear")
+        section = report.split(f"## Task: {task}", 1)[1].split("\n## ", 1)[0]
+        table = section.split("### Best layer per upstream", 1)[1].split("###", 1)[0]
+        for upstream, row in chosen.items():
+            assert f"{upstream} (layer {row['layer']}: {row['mi_bits']:.2f} [" in findings
+            assert f"| {upstream} | linear | {row['layer']} | {row['mi_bits']:.3f} [" in table
+
+
+def test_the_files_the_report_names_exist(demo_out):
+    package_root = Path(s3prl_mi_probe.__file__).parent.parent
+    report = (demo_out / "report.md").read_text()
+    named = re.findall(r"`([^`\s]+\.(?:md|json|tsv))`", report)
+    assert "s3prl_mi_probe/demo/models/README.md" in named and "phone/sweep.json" in named
+    for name in named:
+        assert any((root / name).is_file() for root in (demo_out, package_root)), name
 
 
 def chromium():

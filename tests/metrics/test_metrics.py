@@ -147,3 +147,18 @@ def test_bootstrap_intervals_cover_the_true_bound_and_accuracy():
     # Binomial sd of a 95% rate over 200 sets is 1.5 points; the plug-in H(Y) bias (3/(600 ln 2) = 0.007 bits)
     # is about a tenth of the interval's half-width.
     assert ((covered / num_sets >= 0.88) & (covered / num_sets <= 0.99)).all(), covered / num_sets
+
+
+def test_a_saturated_layers_interval_stops_at_h_y():
+    """A near-perfect probe on balanced labels: the bias-corrected upper limit would pass H(Y), which bounds
+    I(Z;Y); it is clipped there, in the rows every output reads. The unsaturated layer's limit is untouched."""
+    labels = np.repeat(np.arange(4), 10)
+    rng = np.random.default_rng(0)
+    ce = np.stack([np.full(40, 1e-3), rng.exponential(size=40)])
+    correct = np.stack([np.ones(40, dtype=bool), rng.random(40) < 0.5])
+    saturated, informative = layer_metrics(ce, correct, np.ones((2, 40)), labels, 4)
+    assert saturated["h_y_bits"] == pytest.approx(2.0)
+    assert saturated["mi_bits_ci_low"] < saturated["mi_bits"] < saturated["mi_bits_ci_high"] == saturated["h_y_bits"]
+    assert saturated["accuracy_ci_high"] == 1.0
+    assert informative["mi_bits_ci_high"] < informative["h_y_bits"]
+    assert informative["mi_bits_ci_low"] < informative["mi_bits"] < informative["mi_bits_ci_high"]

@@ -90,6 +90,7 @@ def test_entries_take_the_dev_layer_and_its_test_bound(cells):
 
 def test_written_leaderboard_is_consistent(tmp_path, cells):
     finished = []
+    cells[-1][0]["checkpoint_sha256"] = None  # gamma: an upstream without a checkpoint file (fbank, say)
     for record, rows, provenance in cells:
         folder = tmp_path / "runs" / record["upstream"] / record["task"]
         folder.mkdir(parents=True)
@@ -115,5 +116,8 @@ def test_written_leaderboard_is_consistent(tmp_path, cells):
     assert "**Ranking rule.**" in markdown and "on **dev**" in markdown
     assert "| 1 | beta | 0.417 | 0.750 | **0.583** |" in markdown
     assert "2.400 (L0)" in markdown
+    runs = markdown.split("## Runs", 1)[1]
+    assert "| alpha | sha-alpha | word, phone | linear |" in runs
+    assert "| gamma | none (no checkpoint file) | word | linear |" in runs
     html = outputs["html"].read_text()
     assert html.count("data:image/png;base64,") == 4 and "<table>" in html

@@ -21,13 +21,15 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 H_Y = {"phone": 5.123456789012345, "word": 7.654321098765432}
 
 
-def fake_rows(upstream, num_layers, peak_layer, peak_bits, tasks=("phone",)):
-    """Rows for one upstream whose mi_bits rises to ``peak_bits`` at ``peak_layer`` then falls (test split)."""
+def fake_rows(upstream, num_layers, peak_layer, peak_bits, tasks=("phone",), dev_peak_layer=None):
+    """Rows for one upstream whose mi_bits rises to ``peak_bits`` at ``peak_layer`` then falls (dev: at
+    ``dev_peak_layer``, default the same layer)."""
     rows = []
+    peaks = {"dev": peak_layer if dev_peak_layer is None else dev_peak_layer, "test": peak_layer}
     for task in tasks:
         for layer in range(num_layers):
             for split, offset in (("dev", 0.05), ("test", 0.0)):
-                mi = peak_bits * math.exp(-(((layer - peak_layer) / 3.0) ** 2)) + offset
+                mi = peak_bits * math.exp(-(((layer - peaks[split]) / 3.0) ** 2)) + offset
                 accuracy = min(0.99, 0.1 + mi / H_Y[task])
                 rows.append(
                     {
@@ -145,8 +147,30 @@ def test_best_layers_picks_peak_and_lowest_on_ties():
 
     tied = fake_rows("flat", 5, 2, 1.0)
     for row in tied:
-        row["accuracy"] = 0.5 if row["layer"] in (1, 3) else 0.4
+        row["accuracy"] = 0.5 if row["layer"] in (1, 3) and row["split"] == "dev" else 0.4
     assert best_layers(tied, metric="accuracy")[("flat", "phone", "linear")]["layer"] == 1
+
+
+def test_best_layers_choose_on_dev_and_report_test_where_the_two_disagree():
+    rows = fake_rows("hubert", 13, 9, 3.1, dev_peak_layer=4)
+    test_rows = {row["layer"]: row for row in rows if row["split"] == "test"}
+    assert max(test_rows.values(), key=lambda row: row["mi_bits"])["layer"] == 9  # test alone would pick 9
+    best = best_layers(rows)[("hubert", "phone", "linear")]
+    assert best is test_rows[4]  # dev picks layer 4; its test row is reported
+    assert best_layers(rows, report_split="dev")[("hubert", "phone", "linear")]["split"] == "dev"
+    no_dev = [row for row in rows if row["split"] == "test"]
+    assert best_layers(no_dev) == {}  # no dev rows: nothing to choose on, rather than choosing on test
+
+
+def test_plot_stars_mark_the_layer_chosen_on_dev():
+    rows = fake_rows("hubert", 13, 9, 3.1, dev_peak_layer=4)
+    axes = layer_curve_figure(rows, "mi_bits").axes[0]
+    test_at_4 = next(row for row in rows if (row["split"], row["layer"]) == ("test", 4))["mi_bits"]
+    [star] = [line for line in axes.get_lines() if line.get_marker() == "*"]
+    assert list(star.get_xdata()) == [4] and list(star.get_ydata()) == [test_at_4]
+    labels = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert f"hubert · linear (best: L4, {test_at_4:.3g})" in labels
+    assert "chosen on dev" in axes.get_title()
 
 
 def test_plots_are_valid_pngs(tmp_path):
@@ -247,6 +271,18 @@ def test_compare_writes_side_by_side_report(sweeps, tmp_path):
     assert f"| 9 | {interval} |" in markdown  # the layer table: bound and 95 % interval per cell
     assert "![phone mi_bits](plots/phone_mi_bits.png)" in markdown
     assert f"{H_Y['phone']:.3f}" in markdown and "```" not in markdown
+
+
+def test_compare_chooses_the_best_layer_on_dev_and_says_so(tmp_path):
+    rows = fake_rows("hubert", 13, 9, 3.1, dev_peak_layer=4) + fake_rows("fbank", 1, 0, 1.2)
+    result = compare_sweeps([write_sweep(tmp_path / "sweep", rows)], tmp_path / "compare")
+    markdown = result["markdown"].read_text()
+    heading = next(line for line in markdown.splitlines() if line.startswith("### Best layer per upstream"))
+    assert "chosen on dev" in heading and "its test numbers" in heading
+    table = markdown.split(heading, 1)[1].split("###", 1)[0]
+    [hubert] = [line for line in table.splitlines() if line.startswith("| hubert |")]
+    test_at_4 = next(row for row in rows if (row["upstream"], row["split"], row["layer"]) == ("hubert", "test", 4))
+    assert hubert.startswith(f"| hubert | linear | 4 | {test_at_4['mi_bits']:.3f} [")
 
 
 def test_compare_explains_negative_bounds(tmp_path, sweeps):

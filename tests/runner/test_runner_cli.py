@@ -6,6 +6,7 @@ import sys
 import pytest
 from s3prl_runner import metrics_rows, run_downstream, short_run_overrides
 
+from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
 from s3prl_mi_probe.runner.command_line import complete_run_downstream_arguments
 from s3prl_mi_probe.runner.dataset import MAX_AUTO_WORKERS, resolve_num_workers
 from s3prl_mi_probe.runner.shipped_configs import config_path
@@ -121,4 +122,24 @@ def test_a_bad_num_workers_stops_the_run_with_one_line(tmp_path, tone_manifest):
         "[mi_probe] downstream_expert.num_workers must be a number >= 0 or auto, not 'four'"
     )
     assert "Traceback" not in result.stderr
-    assert not [path.name for path in expdir.iterdir() if path.suffix in (".ckpt", ".jsonl", ".json")]
+    assert not expdir.exists()  # refused before s3prl made the experiment folder
+
+
+@pytest.mark.parametrize("problem", ["missing", "bad file"])
+def test_a_missing_or_bad_manifest_stops_the_run_before_s3prl_writes_anything(tmp_path, problem):
+    manifest = write_tone_corpus(tmp_path / "corpus", num_utterances=6)
+    if problem == "missing":
+        manifest, reason = tmp_path / "nope" / "manifest.tsv", "manifest.tsv: manifest file not found"
+    else:
+        (tmp_path / "corpus" / "utt002.TextGrid").write_text("")
+        reason = "malformed TextGrid"
+    expdir = tmp_path / "exp"
+    result = run_downstream(
+        *("-m", "train", "-u", "fbank", "-d", "mi_probe", "-p", str(expdir)),
+        *("-o", short_run_overrides(manifest)),
+        check=False,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    header, problem_line = result.stderr.strip().splitlines()[-2:]
+    assert header == f"[mi_probe] 1 problem(s) found in {manifest}:" and reason in problem_line
+    assert not expdir.exists()  # neither s3prl's args_*.yaml and config_*.yaml nor the folder itself
