@@ -131,7 +131,9 @@ def layer_curve_figure(rows, metric, split="test", title=None):
         interval = _interval(curve, metric)
         if interval is not None and len(curve) == 1:
             (low,), (high,) = interval
-            axes.errorbar(layers, values, yerr=[[values[0] - low], [high - values[0]]], color=color, capsize=4)
+            # A bias-corrected interval need not contain the estimate: no error bar reaches past it.
+            below, above = max(values[0] - low, 0.0), max(high - values[0], 0.0)
+            axes.errorbar(layers, values, yerr=[[below], [above]], color=color, capsize=4)
             banded = True
         elif interval is not None:
             axes.fill_between(layers, *interval, color=color, alpha=0.18, linewidth=0)

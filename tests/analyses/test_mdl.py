@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from s3prl_mi_probe.analyses.mdl import block_ends, coding_order, online_codelength
-from s3prl_mi_probe.probe.train import POLISH_TOL
+from s3prl_mi_probe.probe.bank_training import POLISH_TOL
 
 FAST = {"l2_grid": (1e-2,), "max_epochs": 10, "batch_size": 1024, "progress": False}
 
