@@ -30,6 +30,7 @@ from s3prl_mi_probe.probe.arrays import carve_dev
 from s3prl_mi_probe.probe.kinds import PROBE_KINDS
 from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS
 from s3prl_mi_probe.probe.source import RowSource
+from s3prl_mi_probe.probe.stopping import DEFAULT_TOL_BITS
 from s3prl_mi_probe.probe.subsample import stratified_subsample
 
 EVALUATED_SPLITS = ("dev", "test")
@@ -43,8 +44,9 @@ class ProbeSettings:
     or, on a features folder, a rows.tsv column) or None; ``seeds`` how many seeds each probe is trained
     with; ``mdl`` and ``hard_margin`` switch those analyses on, the latter on at most
     ``hard_margin_rows`` train rows; ``memory_budget`` (bytes above the process's baseline, per
-    process) bounds what a fit holds; ``max_train_segments`` and ``max_per_class`` cut train to a
-    seeded, class-stratified subsample (dev and test untouched).
+    process) bounds what a fit holds; ``tol_bits`` is the dev gain that counts as progress in training;
+    ``max_train_segments`` and ``max_per_class`` cut train to a seeded, class-stratified subsample (dev
+    and test untouched).
     """
 
     device: str = "cpu"
@@ -56,6 +58,7 @@ class ProbeSettings:
     hard_margin: bool = False
     hard_margin_rows: int = HARD_MARGIN_ROWS
     memory_budget: int = DEFAULT_MEMORY_BUDGET
+    tol_bits: float = DEFAULT_TOL_BITS
     max_train_segments: int | None = None
     max_per_class: int | None = None
     seed: int = 0
@@ -228,6 +231,7 @@ def _estimator_params(kind, settings, layers):
         "hidden_dim": settings.hidden_dim,
         "device": settings.device,
         "memory_budget": settings.memory_budget,
+        "tol_bits": settings.tol_bits,
         "layers": layers,
     }
 

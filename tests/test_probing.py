@@ -8,6 +8,7 @@ import pytest
 from s3prl_mi_probe.cli import main
 from s3prl_mi_probe.corpus.control import UNSEEN
 from s3prl_mi_probe.features.folder import FeaturesFolder, write_features_folder
+from s3prl_mi_probe.probe.stopping import DEFAULT_PATIENCE
 from s3prl_mi_probe.probing import folder_control_labels
 from s3prl_mi_probe.report.rows import read_sweep_csv
 
@@ -55,6 +56,20 @@ def test_probe_writes_the_sweep_outputs_with_provenance(features, tmp_path):
     for name in ("mi_bits.png", "accuracy.png", "margin.png"):
         assert (tmp_path / "plots" / name).is_file()
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_the_stopping_tolerance_reaches_every_probe_and_the_csv_records_the_passes(features, tmp_path):
+    assert main(probe_command(features, tmp_path / "coarse", "--tol-bits", "8")) == 0
+    assert main(probe_command(features, tmp_path / "default")) == 0
+    coarse, default = (read_sweep_csv(tmp_path / name / "sweep.csv") for name in ("coarse", "default"))
+    settings = json.loads((tmp_path / "coarse" / "sweep.json").read_text())["provenance"]["settings"]
+    assert settings["tol_bits"] == 8
+    # No gain can reach 8 bits (H(Y) is 2.6 bits here): every probe stops after `patience` rounds.
+    assert {row["epochs_run"] for row in coarse} == {DEFAULT_PATIENCE}
+    assert sum(row["epochs_run"] for row in coarse) < sum(row["epochs_run"] for row in default)
+    for row in default:
+        assert row["fit"] in ("early_stop", "converged") and row["l2"] > 0
+        assert 0 < row["best_epoch"] <= row["epochs_run"] < row["train_passes"]
 
 
 def test_without_dev_rows_dev_is_carved_by_group(tmp_path):

@@ -12,6 +12,7 @@ from s3prl_mi_probe.cli.parser import UsageError
 from s3prl_mi_probe.corpus.frames import FRAME_TASKS
 from s3prl_mi_probe.corpus.task import TASK_DEFAULT, TaskOptions, describe_task_default
 from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS, parse_size
+from s3prl_mi_probe.probe.stopping import DEFAULT_TOL_BITS
 
 
 def comma_list(values):
@@ -117,14 +118,30 @@ def non_negative_int(text):
     return _whole_number(text, 0)
 
 
-def positive_float(text):
-    """A number above 0 (a duration in seconds)."""
+def _number(text):
+    """``text`` as a finite number, or a usage error saying what is wrong."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    """A number above 0 (a duration in seconds)."""
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    """A number of at least 0 (a tolerance in bits)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
     return value
 
 
@@ -247,6 +264,14 @@ def add_probe_options(parser, kinds, kinds_help, control_help, control_choices=N
         f"default {DEFAULT_MEMORY_BUDGET >> 30}G); larger data is streamed from disk",
     )
     parser.add_argument(
+        "--tol-bits",
+        type=non_negative_float,
+        default=DEFAULT_TOL_BITS,
+        metavar="BITS",
+        help=f"a probe stops once its dev bound has not gained this many bits for a few rounds "
+        f"(default {DEFAULT_TOL_BITS:g}; 0 trains until any gain stops)",
+    )
+    parser.add_argument(
         "--max-train-segments",
         type=positive_int,
         metavar="N",
@@ -269,6 +294,7 @@ def probe_settings(args, default_kind="linear"):
         "mdl": args.mdl,
         "hard_margin": args.hard_margin,
         "memory_budget": args.memory_budget,
+        "tol_bits": args.tol_bits,
         "max_train_segments": args.max_train_segments,
         "max_per_class": args.max_per_class,
         "seed": args.seed,

@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from s3prl_mi_probe.metrics.bounds import LN2
+from s3prl_mi_probe.probe.stopping import DEFAULT_TOL_BITS, ROUND_ROWS
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -39,8 +40,6 @@ POLISH_TOL = 1e-4
 POLISH_MAX_STEPS = 30
 POLISH_TOL_SHARE = 0.1  # the polish stops on objective moves below this share of the stopping tolerance
 DEFAULT_CHUNK_ROWS = 1024
-DEFAULT_TOL_BITS = 1e-3
-ROUND_ROWS = 65_536
 
 
 @dataclass(frozen=True)

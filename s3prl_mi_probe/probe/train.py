@@ -32,7 +32,6 @@ from s3prl_mi_probe.metrics.columns import METRIC_NAMES
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
 from s3prl_mi_probe.probe.arrays import carve_dev, encode_labels
 from s3prl_mi_probe.probe.bank_training import (
-    DEFAULT_TOL_BITS,
     POLISH_MAX_STEPS,
     TrainOptions,
     bank_cross_entropy,
@@ -45,6 +44,7 @@ from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, bank_state_bytes,
 from s3prl_mi_probe.probe.rows import StreamedRows, load_rows
 from s3prl_mi_probe.probe.source import RowSource, as_source
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
+from s3prl_mi_probe.probe.stopping import DEFAULT_PATIENCE, DEFAULT_TOL_BITS
 from s3prl_mi_probe.probe.subsample import stratified_subsample
 
 DEFAULT_L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -78,7 +78,7 @@ class LayerProbes:
         l2_grid=None,
         max_epochs=100,
         batch_size=256,
-        patience=4,
+        patience=DEFAULT_PATIENCE,
         lr=1e-2,
         hidden_dim=DEFAULT_HIDDEN_DIM,
         seed=0,

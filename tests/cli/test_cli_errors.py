@@ -181,6 +181,8 @@ def test_an_unwritable_out_is_refused_before_any_work(tmp_path, tone_manifest, c
         (["--finetune-layers", "0,top"], "argument --finetune-layers: expected a whole number, got 'top'"),
         (["--min-duration", "0.5", "--max-duration", "0.2"], "--min-duration 0.5 must be below --max-duration 0.2"),
         (["--frames-per-utterance", "3"], "--frames-per-utterance applies to the frame tasks (frame_phone) only"),
+        (["--tol-bits", "-0.01"], "argument --tol-bits: must be at least 0, got -0.01"),
+        (["--tol-bits", "nan"], "argument --tol-bits: expected a finite number, got 'nan'"),
     ],
 )
 def test_bad_sweep_values_are_usage_errors_in_plain_words(tmp_path, tone_manifest, extra, expected):
