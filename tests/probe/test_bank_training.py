@@ -1,11 +1,6 @@
-"""The bank trainer: closed-form linear gradients against autograd, the stopping rule, warm starts, threads."""
-
-import os
-import subprocess
-import sys
+"""The bank trainer: closed-form linear gradients against autograd, the stopping rule, warm starts."""
 
 import numpy as np
-import pytest
 import torch
 
 from s3prl_mi_probe.metrics.bounds import LN2
@@ -105,29 +100,3 @@ def test_full_data_starts_from_the_probes_of_the_subsample_search():
             assert torch.equal(bank.weight[layer * 2 + candidate], pilot.probe_.weight[layer])
     fitted = estimator.fit((features, labels))
     assert fitted.l2_candidates_ == candidates
-
-
-def _threads_in_child(cpus, env):
-    """``torch.get_num_threads()`` after :func:`use_cpu_share` in a fresh process pinned to ``cpus``."""
-    code = "from s3prl_mi_probe.common.threads import use_cpu_share; print(use_cpu_share())"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(result.stdout)
-
-
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
-def test_threads_follow_the_cpus_the_process_may_use_shared_among_ranks():
-    cpus = sorted(os.sched_getaffinity(0))
-    env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "LOCAL_WORLD_SIZE")}
-    assert _threads_in_child({cpus[0]}, env) == 1
-    assert _threads_in_child(set(cpus), env) == len(cpus)
-    assert _threads_in_child(set(cpus), {**env, "LOCAL_WORLD_SIZE": str(len(cpus))}) == 1
-    # torchrun's own OMP_NUM_THREADS=1 gives way to the rank's share; a user's setting does not.
-    assert _threads_in_child(set(cpus), {**env, "LOCAL_WORLD_SIZE": "1", "OMP_NUM_THREADS": "1"}) == len(cpus)
-    assert _threads_in_child(set(cpus), {**env, "OMP_NUM_THREADS": "1"}) == 1
