@@ -1,9 +1,9 @@
 """The ``s3prl-mi-probe`` command: one module per subcommand, shared option groups in :mod:`.options`.
 
 Takes the command line, gives exit codes (see :mod:`.parser`): 0, or a one-line message for
-``sys.exit`` (exit code 1); Ctrl-C ends any subcommand with one line and exit code 130, after
-which every file written is whole (they are written atomically). Building the parser imports no
-torch; each handler imports the stage it drives.
+``sys.exit`` (exit code 1; also when a command that runs upstreams finds no s3prl installed); Ctrl-C
+ends any subcommand with one line and exit code 130, after which every file written is whole (they
+are written atomically). Building the parser imports no torch; each handler imports the stage it drives.
 """
 
 import sys
@@ -13,10 +13,12 @@ from s3prl_mi_probe.cli.compare import register_compare_command
 from s3prl_mi_probe.cli.config import register_config_command
 from s3prl_mi_probe.cli.corpus import register_corpus_commands
 from s3prl_mi_probe.cli.demo import register_demo_command
+from s3prl_mi_probe.cli.doctor import register_doctor_command
 from s3prl_mi_probe.cli.parser import CommandParser
 from s3prl_mi_probe.cli.probe import register_probe_command
 from s3prl_mi_probe.cli.sweep import register_sweep_command
 from s3prl_mi_probe.cli.synth import register_synth_command
+from s3prl_mi_probe.runner.distribution import S3prlMissing, require_s3prl
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
@@ -36,6 +38,7 @@ def build_parser():
     register_compare_command(commands)
     register_demo_command(commands)
     register_benchmark_command(commands)
+    register_doctor_command(commands)
     return parser
 
 
@@ -43,7 +46,11 @@ def main(argv=None):
     """Entry point of ``s3prl-mi-probe`` and ``python -m s3prl_mi_probe``."""
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "needs_s3prl", False):
+            require_s3prl()
         return args.handler(args)
+    except S3prlMissing as error:
+        return f"s3prl-mi-probe {args.command}: {error}"
     except KeyboardInterrupt:
         from tqdm import tqdm  # clears any progress bar, so the message gets a line of its own
 
