@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.model_selection import ParameterGrid
 from sklearn.utils import estimator_checks
 
 from s3prl_mi_probe import LayerProbes
@@ -34,6 +35,11 @@ def test_clone_copies_the_parameters_and_none_of_the_fit():
     copy = clone(probes)
     assert copy is not probes and copy.get_params(deep=True) == probes.get_params(deep=False)
     assert hasattr(probes, "classes_") and not any(name.endswith("_") for name in vars(copy))
+    # A grid search by hand: each point a clone with its parameters set.
+    grid = ParameterGrid({"kind": ["linear", "mlp1"], "hidden_dim": [4]})
+    fitted = [clone(probes).set_params(**point).fit((layers, labels)) for point in grid]
+    assert [model.kind for model in fitted] == ["linear", "mlp1"] and probes.kind == "linear"
+    assert all(len(model.evaluate((layers, labels))) == 2 for model in fitted)
 
 
 def test_set_params_sets_and_refuses_unknown_names():
