@@ -8,7 +8,7 @@ TORCH_PINS := torch==2.14.1 torchaudio==2.11.1
 # s3prl's source tree (with run_downstream.py), for the test that runs it from a checkout.
 S3PRL_SDIST_DIR := $(VENV)/s3prl-sdist
 
-.PHONY: install lint test demo bench pretrain-demo-model clean
+.PHONY: install lint test demo bench check-s3prl-fork pretrain-demo-model clean
 
 install: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): setup.cfg setup.py pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -e '.[test]' $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e '.[s3prl,test]' $(TORCH_PINS)
 	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: -d $(S3PRL_SDIST_DIR) s3prl==0.4.18
 	touch $@
 
@@ -44,5 +44,10 @@ bench: install
 	$(BIN)/python bench/benchmark_cost.py --out bench_out/benchmark_cost
 	$(BIN)/python bench/scale.py --dir bench_out/scale
 
+# ESPnet's fork of s3prl (espnet-s3prl) in its own .venv-s3prl-fork: a runner smoke run and a sweep
+# (minutes, from PyPI; not part of make test).
+check-s3prl-fork:
+	$(PYTHON) bench/check_s3prl_fork.py --venv .venv-s3prl-fork
+
 clean:
-	rm -rf $(VENV) build *.egg-info demo_out bench_out
+	rm -rf $(VENV) .venv-s3prl-fork build *.egg-info demo_out bench_out

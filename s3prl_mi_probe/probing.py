@@ -306,6 +306,7 @@ def run_probe(features_dir, out, settings=ProbeSettings(), upstream=None, task=N
         "rows_tsv_sha256": file_sha256(folder.root / ROWS_FILE),
         "layers": [{"rows": len(layer), "dim": layer.shape[1], "dtype": str(layer.dtype)} for layer in folder.layers],
         "features_meta": folder.meta,
+        "classes": sorted(folder.column("label").values[np.unique(sources["train"].labels)].tolist()),
         **notes,
         **gathered[0][2],
         "ranks": [{"layers": part_layers, **part_notes} for part_layers, _, part_notes in gathered],

@@ -20,7 +20,9 @@ def register_demo_command(commands):
     )
     demo.add_argument("--seed", type=int, default=0, help="corpus, dev carving and probes")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    demo.set_defaults(handler=_demo, resume_hint="rerun the same command to resume: extracted batches are cached")
+    demo.set_defaults(
+        handler=_demo, needs_s3prl=True, resume_hint="rerun the same command to resume: extracted batches are cached"
+    )
 
 
 def _demo(args):

@@ -37,10 +37,12 @@ def class_cap(text):
 def upstream_argument(text):
     """``--upstream``: an UpstreamSpec whose name s3prl's hub has, or a usage error saying what is wrong."""
     from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
+    from s3prl_mi_probe.runner.distribution import s3prl_location
 
     try:
         spec = UpstreamSpec.parse(text)
-        spec.check_name()
+        if s3prl_location() is not None:  # without s3prl the command stops on that, in one line (exit 1)
+            spec.check_name()
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return spec

@@ -63,7 +63,9 @@ def register_sweep_command(commands):
         metavar="L",
         help="layers to fine-tune from (comma-separated; default: every layer)",
     )
-    sweep.set_defaults(handler=_sweep, resume_hint="rerun the same command to resume: extracted batches are cached")
+    sweep.set_defaults(
+        handler=_sweep, needs_s3prl=True, resume_hint="rerun the same command to resume: extracted batches are cached"
+    )
 
 
 def _sweep_probe_kinds():

@@ -27,11 +27,17 @@ def input_provenance(manifest, manifest_sha256=None):
 
 
 def package_versions():
-    """Versions of the packages that determine the numbers."""
+    """Versions of the packages that determine the numbers, by distribution name.
+
+    s3prl is listed under the distribution that provides it: ``s3prl`` (PyPI) or ``espnet-s3prl``
+    (ESPnet's fork); ``"s3prl": None`` when none does.
+    """
+    from s3prl_mi_probe.runner.distribution import s3prl_distributions
+
     versions = {}
-    for name in ("s3prl-mi-probe", "s3prl", "torch", "torchaudio", "numpy"):
+    for name in ("s3prl-mi-probe", "torch", "torchaudio", "numpy"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return versions
+    return {**versions, **(s3prl_distributions() or {"s3prl": None})}

@@ -55,8 +55,11 @@ class UpstreamSpec:
         """Build the upstream exactly as s3prl's runner does, in eval mode on ``device``.
 
         ValueError for an unknown name or a missing checkpoint file; UpstreamUnavailable when s3prl
-        cannot download or read the weights.
+        cannot download or read the weights; S3prlMissing (saying how to install it) without s3prl.
         """
+        from s3prl_mi_probe.runner.distribution import require_s3prl
+
+        require_s3prl()
         from s3prl import hub
 
         self.check_name()

@@ -108,9 +108,22 @@ class LayerProbes:
         self.tol_bits = tol_bits
         self.progress = progress
 
-    def get_params(self):
-        """The constructor's parameters as a dict."""
+    def get_params(self, deep=True):
+        """The constructor's parameters (scikit-learn's contract: nothing is nested, so ``deep`` changes nothing)."""
         return {name: getattr(self, name) for name in inspect.signature(LayerProbes).parameters}
+
+    def set_params(self, **params):
+        """Set constructor parameters by name, as scikit-learn's ``clone`` and grid searches do; returns ``self``.
+
+        ValueError naming any name that is not a parameter; values are checked by ``fit``.
+        """
+        known = self.get_params()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(f"LayerProbes has no parameter {', '.join(unknown)} (its parameters: {', '.join(known)})")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
 
     def fit(self, train, dev=None, groups=None):
         """Fit on ``train``: a ``(X, y)`` pair, a RowSource or a features folder (its train split).

@@ -27,38 +27,68 @@ COMPARED_METRICS = (
     "selectivity",
 )
 COMPARED_SPLIT = "test"
+SWEEP_FILES = ("sweep.csv", "sweep.json")
 # Task options that do not change which test segments are evaluated (and so H(Y)).
 OPTIONS_NOT_COMPARED = ("seed", "dev_fraction")
 INTERVAL_NOTE = "Brackets: 95 % bootstrap interval over the test segments."
 
 
-def _load_sweeps(sweep_dirs):
-    """Rows of every folder's sweep.csv and each folder's provenance (sweep.json).
+def sweep_folders(folder):
+    """The sweep folders that an input of ``compare`` stands for.
 
-    An upstream label found in several folders of one task becomes ``label (dirname)`` there.
-    Returns (rows, {(task, label): folder}, {folder: provenance}).
+    A folder that ``sweep`` or ``probe`` wrote (``sweep.csv`` and ``sweep.json``) stands for itself; a
+    folder that ``benchmark`` wrote for the sweeps of its finished cells, ``runs/<upstream>/<task>/``.
+    FileNotFoundError naming what is missing otherwise.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no sweep folder {folder}")
+    present = [name for name in SWEEP_FILES if (folder / name).is_file()]
+    if present:
+        for name in SWEEP_FILES:
+            if name not in present:
+                raise FileNotFoundError(f"sweep folder {folder} has no {name} ({folder / name} is missing)")
+        return [folder]
+    cells = sorted(path.parent for path in folder.glob("runs/*/*/sweep.json") if path.with_name("sweep.csv").is_file())
+    if not cells:
+        raise FileNotFoundError(
+            f"{folder} is not a folder that sweep, probe or benchmark wrote: it has no sweep.csv and sweep.json, "
+            "nor finished benchmark runs (runs/<upstream>/<task>/sweep.csv)"
+        )
+    return cells
+
+
+def _load_sweeps(inputs):
+    """Rows of every sweep folder's sweep.csv and each folder's provenance (sweep.json); ``inputs`` as
+    :func:`sweep_folders` takes them.
+
+    An upstream label found in several inputs of one task becomes ``label (name of the input folder)``.
+    Returns (rows, {(task, label): sweep folder}, {sweep folder: (task, provenance)}).
     """
     loaded, provenances = [], {}
-    for sweep_dir in map(Path, sweep_dirs):
-        if not sweep_dir.is_dir():
-            raise FileNotFoundError(f"no sweep folder {sweep_dir}")
-        for name in ("sweep.csv", "sweep.json"):
-            if not (sweep_dir / name).is_file():
-                raise FileNotFoundError(f"sweep folder {sweep_dir} has no {name} ({sweep_dir / name} is missing)")
-        loaded.append((sweep_dir, read_sweep_csv(sweep_dir / "sweep.csv")))
-        provenances[sweep_dir] = json.loads((sweep_dir / "sweep.json").read_text())["provenance"]
+    for given in map(Path, inputs):
+        for sweep_dir in sweep_folders(given):
+            rows = read_sweep_csv(sweep_dir / "sweep.csv")
+            loaded.append((given, sweep_dir, rows))
+            provenance = json.loads((sweep_dir / "sweep.json").read_text()).get("provenance")
+            if not isinstance(provenance, dict):
+                raise ValueError(
+                    f"{sweep_dir / 'sweep.json'} has no provenance: sweep, probe or benchmark did not write it"
+                )
+            for task in dict.fromkeys(row["task"] for row in rows):
+                provenances[sweep_dir, task] = provenance
 
     folders_per_label = {}
-    for sweep_dir, rows in loaded:
+    for given, _, rows in loaded:
         for key in dict.fromkeys((row["task"], row["upstream"]) for row in rows):
-            folders_per_label.setdefault(key, []).append(sweep_dir)
+            folders_per_label.setdefault(key, []).append(given)
 
     merged, sources = [], {}
-    for sweep_dir, rows in loaded:
+    for given, sweep_dir, rows in loaded:
         for row in rows:
             label = row["upstream"]
             if len(folders_per_label[(row["task"], label)]) > 1:
-                label = f"{label} ({sweep_dir.name})"
+                label = f"{label} ({given.name})"
             if sources.setdefault((row["task"], label), sweep_dir) != sweep_dir:
                 raise ValueError(
                     f"upstream label {label!r} is ambiguous: {sources[row['task'], label]} and {sweep_dir}"
@@ -68,15 +98,24 @@ def _load_sweeps(sweep_dirs):
 
 
 def _setup(provenance):
-    """What must agree between sweeps of one task for their bits to be comparable."""
-    options = {name: value for name, value in provenance["task"].items() if name not in OPTIONS_NOT_COMPARED}
-    return {"manifest sha256": provenance["manifest_sha256"], **options, "classes": provenance["classes"]}
+    """What must agree between folders of one task for their bits to be comparable.
+
+    A sweep: its manifest, task options and classes. A probe run: the same when it probed a sweep's
+    cache (the cache's ``meta.json`` names the manifest and task options), else the features' rows.tsv;
+    and its classes.
+    """
+    inputs = provenance.get("features_meta", {}).get("key_inputs", provenance)
+    classes = sorted(provenance["classes"]) if provenance.get("classes") is not None else None
+    if "task" not in inputs:
+        return {"rows.tsv sha256": provenance.get("rows_tsv_sha256"), "classes": classes}
+    options = {name: value for name, value in inputs["task"].items() if name not in OPTIONS_NOT_COMPARED}
+    return {"manifest sha256": inputs["manifest_sha256"], **options, "classes": classes}
 
 
 def _shown(name, value):
     if value is None:
         return "not recorded" if name != "max_classes" else "None"
-    if name == "manifest sha256":
+    if name in ("manifest sha256", "rows.tsv sha256"):
         return f"{value[:12]}..." if value else "unknown"
     if name == "classes":
         return f"{len(value)} classes"
@@ -84,10 +123,13 @@ def _shown(name, value):
 
 
 def check_comparable(provenances):
-    """ValueError naming, per task, every setting in which its sweeps differ (manifest, class filters, classes)."""
+    """ValueError naming, per task, every setting in which its sweeps differ (manifest, class filters, classes).
+
+    ``provenances``: {(sweep folder, task): that folder's provenance}.
+    """
     by_task = {}
-    for folder, provenance in provenances.items():
-        by_task.setdefault(provenance["task"]["task"], []).append((folder, _setup(provenance)))
+    for (folder, task), provenance in provenances.items():
+        by_task.setdefault(task, []).append((folder, _setup(provenance)))
     problems = []
     for task, setups in by_task.items():
         names = dict.fromkeys(name for _, setup in setups for name in setup)
@@ -201,7 +243,8 @@ def _task_section(task, task_rows, upstreams, plot_paths, out):
 
 
 def compare_sweeps(sweep_dirs, out) -> dict:
-    """Compare sweep folders (each holding sweep.csv and sweep.json) and write the comparison into folder ``out``.
+    """Compare the folders that sweep, probe or benchmark wrote (see :func:`sweep_folders`: a benchmark folder
+    stands for its runs) and write the comparison into folder ``out``.
 
     Outputs:
       - ``out/compare.csv``: one row per (task, probe, layer), sorted, on the test split, with columns

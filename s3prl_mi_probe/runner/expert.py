@@ -8,7 +8,7 @@ rows gain control accuracy, control bound and selectivity.
 Wiring only: the corpus comes from :mod:`s3prl_mi_probe.corpus`, segment pooling from
 :mod:`s3prl_mi_probe.features`, the probe and its metrics from :mod:`s3prl_mi_probe.probe`,
 :mod:`s3prl_mi_probe.finetune` and :mod:`s3prl_mi_probe.metrics`. Dev and test metrics go to TensorBoard
-(``mi_probe/<split>/layer_<k>/<metric>``) and to ``EXPDIR/metrics.jsonl``; ``best-states-dev.ckpt``
+(s3prl's tag style: ``mi_probe/<split>-<metric>-layer_<k>``) and to ``EXPDIR/metrics.jsonl``; ``best-states-dev.ckpt``
 is kept by mean dev CE over the layers; ``EXPDIR/summary.json`` holds per layer the test metrics at
 that layer's best dev step. ``-m evaluate`` writes ``EXPDIR/evaluate-<split>.json``, its rows at the
 step of the evaluated checkpoint. Under s3prl's DDP see :mod:`s3prl_mi_probe.runner.distributed`.
@@ -37,6 +37,7 @@ from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
 from s3prl_mi_probe.probe.kinds import FINETUNE, build_probe_bank, probe_kind
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
 from s3prl_mi_probe.report.notes import negative_bound_note
+from s3prl_mi_probe.report.tensorboard import scalar_tag
 from s3prl_mi_probe.runner import distributed
 from s3prl_mi_probe.runner.dataset import resolve_num_workers, segment_dataloader
 from s3prl_mi_probe.runner.experiment_summary import read_metrics_log, write_summary
@@ -284,7 +285,7 @@ class DownstreamExpert(nn.Module):
             for prefix in self._prefixes():
                 train_ce = torch.stack(records[f"{prefix}ce_bits"]).mean(dim=0)
                 for layer, value in zip(self.layer_ids, train_ce.tolist()):
-                    logger.add_scalar(f"mi_probe/train/layer_{layer}/{prefix}ce_bits", value, global_step)
+                    logger.add_scalar(scalar_tag("train", f"{prefix}ce_bits", layer), value, global_step)
             return []
         if self._evaluation_sharded():
             keys = [f"{prefix}{name}" for prefix in self._prefixes() for name in _EVALUATION_RECORDS]
@@ -298,7 +299,7 @@ class DownstreamExpert(nn.Module):
         for row in rows:
             for name in (*METRIC_NAMES, *CONTROL_COLUMNS):
                 if row.get(name) is not None:
-                    logger.add_scalar(f"mi_probe/{split}/layer_{row['layer']}/{name}", row[name], step)
+                    logger.add_scalar(scalar_tag(split, name, row["layer"]), row[name], step)
         note = negative_bound_note(rows)
         tqdm.write(
             f"[mi_probe] {split} at step {step}:\n{format_table(rows, present_columns(rows))}"

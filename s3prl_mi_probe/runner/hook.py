@@ -6,10 +6,10 @@ a few module names (:data:`_HOOKS`) and calls into :mod:`s3prl_mi_probe.runner.c
 :mod:`s3prl_mi_probe.runner.quiet`, :mod:`s3prl_mi_probe.runner.patches` and
 :mod:`s3prl_mi_probe.runner.command_line` when they are imported:
 
-* ``torchaudio``: the torchaudio shims, right after torchaudio is imported. Not only s3prl needs
-  them: a worker process (joblib/loky, multiprocessing spawn) that unpickles an s3prl function *by
-  value*, as ``s3prl.util.audio_info.get_audio_info(..., num_workers=N)`` ships it, imports the
-  modules that function names (torchaudio), never s3prl.
+* ``torchaudio``: the torchaudio shims that the installed s3prl needs, right after torchaudio is
+  imported. Not only s3prl needs them: a worker process (joblib/loky, multiprocessing spawn) that
+  unpickles an s3prl function *by value*, as ``s3prl.util.audio_info.get_audio_info(...,
+  num_workers=N)`` ships it, imports the modules that function names (torchaudio), never s3prl.
 * ``s3prl``: the remaining shims and the noise filters, before s3prl's own code runs.
 * ``s3prl.downstream``, ``s3prl.downstream.runner``: ``-d mi_probe`` is registered and the Runner
   patched; when the running program is s3prl's ``run_downstream.py``, its command line gets the
@@ -33,7 +33,7 @@ from s3prl_mi_probe.runner import quiet  # stdlib only: contextlib, warnings
 def _after_torchaudio(module):
     from s3prl_mi_probe.runner import compat
 
-    compat.apply_torchaudio(module)
+    compat.apply_torchaudio()
 
 
 def _before_s3prl(module):

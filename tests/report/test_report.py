@@ -207,18 +207,20 @@ def test_tensorboard_events_have_expected_tags(tmp_path):
     rows = [{**row, "hard_margin": math.nan} for row in rows]  # no layer separable
     folders = write_sweep_events(rows, tmp_path / "tb")
     assert run_folder_name("hubert_local:tiny_hubert") == "hubert_local_tiny_hubert"
-    assert folders["hubert_local:tiny_hubert"] == tmp_path / "tb" / "hubert_local_tiny_hubert"
+    run = tmp_path / "tb" / "hubert_local_tiny_hubert" / "phone" / "linear"
+    assert folders["hubert_local:tiny_hubert", "phone", "linear"] == run
+    assert len(folders) == 3  # tiny_hubert's two tasks, hubert's one
 
-    events = EventAccumulator(str(folders["hubert_local:tiny_hubert"]))
+    events = EventAccumulator(str(run))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert "phone/linear/test/mi_bits" in tags
-    assert "word/linear/dev/margin_positive_frac" in tags
-    # Every metric column with a value, per task and split; empty and NaN columns are skipped.
+    # s3prl's tag style, <downstream>/<split>-<metric>, the layer as the step.
+    assert "mi_probe/test-mi_bits" in tags and "mi_probe/dev-margin_positive_frac" in tags
+    # Every metric column with a value, per split; empty and NaN columns are skipped.
     valued = [column for column in METRIC_COLUMNS if rows[0][column] is not None and not math.isnan(rows[0][column])]
-    assert len(tags) == 2 * 2 * len(valued)
-    assert "phone/linear/test/selectivity" in tags and "phone/linear/test/hard_margin" not in tags
-    mi = events.Scalars("phone/linear/test/mi_bits")
+    assert len(tags) == 2 * len(valued)
+    assert "mi_probe/test-selectivity" in tags and "mi_probe/test-hard_margin" not in tags
+    mi = events.Scalars("mi_probe/test-mi_bits")
     assert [event.step for event in mi] == [0, 1, 2]
     expected = [
         row["mi_bits"]

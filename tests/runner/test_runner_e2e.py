@@ -58,7 +58,8 @@ def test_tiny_hubert_every_layer_in_one_run(tmp_path, tone_manifest, tiny_hubert
     assert max(entry["test"]["accuracy"] for entry in layers.values()) > 2 / layers[0]["test"]["num_classes"]
     assert provenance["upstream_ckpt_sha256"] and provenance["layers"] == [0, 1, 2]
     events = list(tmp_path.glob("events.out.tfevents.*"))
-    assert events and "mi_probe/test/layer_2/mi_bits" in _tensorboard_tags(events[0])
+    tags = _tensorboard_tags(events[0])
+    assert "mi_probe/test-mi_bits-layer_2" in tags and "mi_probe/train-ce_bits-layer_0" in tags
 
 
 def _tensorboard_tags(event_file):
