@@ -138,13 +138,18 @@ def gib(value):
     return f"{value / GIB:.2f}"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[25_000, 100_000, 400_000])
+def add_folder_options(parser, sizes, folder):
+    """The options of the Gaussian features folders a bench writes: sizes, layers, width, classes, where."""
+    parser.add_argument("--sizes", type=int, nargs="+", default=sizes)
     parser.add_argument("--layers", type=int, default=13)
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--classes", type=int, default=40)
-    parser.add_argument("--dir", type=Path, default=Path("bench_out/scale"))
+    parser.add_argument("--dir", type=Path, default=Path(folder))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_folder_options(parser, [25_000, 100_000, 400_000], "bench_out/scale")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--polish-steps", type=int, default=2)
     parser.add_argument("--l2-grid", type=float, nargs="+", default=[1e-4, 1e-2])

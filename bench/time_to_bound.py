@@ -22,9 +22,8 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from scale import write_gaussian_folder
+from scale import add_folder_options, write_gaussian_folder
 
 LONG_RUN = {"tol_bits": 0.0, "patience": 20, "max_epochs": 300}
 LOAD_SIDE = 512
@@ -118,11 +117,7 @@ def under_load(count, function):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[30_000, 120_000, 480_000])
-    parser.add_argument("--layers", type=int, default=13)
-    parser.add_argument("--dim", type=int, default=768)
-    parser.add_argument("--classes", type=int, default=40)
-    parser.add_argument("--dir", type=Path, default=Path("bench_out/time_to_bound"))
+    add_folder_options(parser, [30_000, 120_000, 480_000], "bench_out/time_to_bound")
     parser.add_argument("--load-processes", type=int, default=2)
     parser.add_argument("--reference-max-rows", type=int, default=30_000)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
