@@ -32,11 +32,13 @@ def test_doctor_names_the_distribution_versions_shims_and_devices():
 
 def test_a_command_that_runs_upstreams_without_s3prl_says_how_to_install_it(tmp_path):
     """With s3prl unimportable (its import blocked), sweep stops in one line naming both extras, exit 1."""
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text("")  # the parser wants a file; the missing s3prl is found before it is read
     result = run_python(
         "import sys\n"
         "sys.modules['s3prl'] = None\n"
         "from s3prl_mi_probe.cli import main\n"
-        f"sys.exit(main(['sweep', '--upstream', 'fbank', '--manifest', 'm.tsv', '--task', 'phone', "
+        f"sys.exit(main(['sweep', '--upstream', 'fbank', '--manifest', {str(manifest)!r}, '--task', 'phone', "
         f"'--out', {str(tmp_path / 'out')!r}]))\n"
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
