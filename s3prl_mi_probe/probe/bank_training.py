@@ -126,7 +126,7 @@ def train_bank(kernel, params, penalized, train, dev, l2, generator, options, pr
     tol, step = options.tol_bits * LN2, 0
     max_rounds = options.max_epochs * rounds_per_epoch
     bar = tqdm(total=max_rounds, desc="probes", unit="round", disable=not progress, leave=False)
-    with flushed_denormals():
+    with bar, flushed_denormals():  # an interrupt clears the bar before the command's last line
         for index, (epoch, batches) in enumerate(_rounds(train, options.batch_size, options.round_rows, generator), 1):
             all_live = live.numel() == num_layers
             average = {name: torch.zeros_like(value) for name, value in params.items()}
@@ -162,7 +162,6 @@ def train_bank(kernel, params, penalized, train, dev, l2, generator, options, pr
             bar.set_postfix(epoch=epoch, layers=live.numel(), dev_bits=f"{float(best_dev.mean()) / LN2:.3f}")
             if live.numel() == 0:
                 break
-    bar.close()
     return {
         "dev_ce": best_dev,
         "best_epoch": best_round.double() / rounds_per_epoch,
