@@ -11,18 +11,22 @@ selectivity, k seeds, MDL online codelength, the hard margin. Writes ``sweep.csv
 (rows + provenance), ``plots/`` and ``tb/`` into the output folder.
 """
 
+import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from s3prl_mi_probe.common.allocator import release_large_blocks
+from s3prl_mi_probe.common.atomic import write_json_atomic
 from s3prl_mi_probe.common.process_group import join_process_group
-from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
+from s3prl_mi_probe.common.provenance import file_sha256, input_provenance, package_versions
 from s3prl_mi_probe.common.threads import use_cpu_share
 from s3prl_mi_probe.corpus.control import check_control_key, control_labels, control_task, unscored_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS
 from s3prl_mi_probe.corpus.task import build_task
+from s3prl_mi_probe.features.cache import cache_key
 from s3prl_mi_probe.features.extract import Extractor
 from s3prl_mi_probe.probe.kinds import FINETUNE, known_probe_kinds
 from s3prl_mi_probe.probing import (
@@ -35,6 +39,8 @@ from s3prl_mi_probe.probing import (
     report_unscored,
 )
 from s3prl_mi_probe.report.outputs import write_sweep_outputs
+
+FINISHED_ROWS_FOLDER = "probe_rows"  # under the cache folder: the rows of each upstream whose probes finished
 
 
 @dataclass(frozen=True)
@@ -92,20 +98,29 @@ def run_sweep(
             task, manifest_sha256, cache_dir, group.rank, group.world_size, group.barrier, progress=progress
         )
         extracted[spec.label] = {"cache": str(cache.root), "checkpoint_sha256": extractor.checkpoint_sha256}
-        layers = group.share(range(cache.num_layers))
-        rank_rows, notes = probe_cached_layers(
-            cache, settings, controls, layers, group.device, progress and group.leader
-        )
-        gathered = group.gather(rank_rows)
+        finished = finished_rows_path(cache_dir, cache, settings)
+        if finished.is_file():
+            upstream_rows, notes = json.loads(finished.read_text()).values()
+            if group.leader:
+                tqdm.write(f"[{spec.label}] probe rows reused from an earlier run with these settings: {finished}")
+        else:
+            layers = group.share(range(cache.num_layers))
+            rank_rows, notes = probe_cached_layers(
+                cache, settings, controls, layers, group.device, progress and group.leader
+            )
+            gathered = group.gather(rank_rows)
+            if group.leader:
+                upstream_rows = ordered_rows([row for part in gathered for row in part], settings.probes)
+                if FINETUNE in settings.probes:
+                    from_layers = settings.finetune_layers or tuple(range(cache.num_layers))
+                    upstream_rows += finetune_layers(
+                        extractor.upstream, task, from_layers, settings, controls, group.device, progress
+                    )
+                upstream_rows = [{"upstream": spec.label, "task": task_options.task, **row} for row in upstream_rows]
+                finished.parent.mkdir(exist_ok=True)
+                write_json_atomic(finished, {"rows": upstream_rows, "notes": notes})
         if group.leader:
             probe_notes[spec.label] = notes
-            upstream_rows = ordered_rows([row for part in gathered for row in part], settings.probes)
-            if FINETUNE in settings.probes:
-                from_layers = settings.finetune_layers or tuple(range(cache.num_layers))
-                upstream_rows += finetune_layers(
-                    extractor.upstream, task, from_layers, settings, controls, group.device, progress
-                )
-            upstream_rows = [{"upstream": spec.label, "task": task_options.task, **row} for row in upstream_rows]
             print_test_table(spec.label, task_options.task, upstream_rows)
             rows += upstream_rows
     group.close()
@@ -125,6 +140,17 @@ def run_sweep(
     }
     write_sweep_outputs(out, rows, provenance)
     return rows
+
+
+def finished_rows_path(cache_dir, cache, settings):
+    """Where the rows of ``cache``'s finished probe stage are kept, so that a rerun resumes after them.
+
+    The name covers the cache entry (upstream, checkpoint, manifest, task, extraction), every probe
+    setting and the package versions: a rerun with anything changed finds no file and trains anew.
+    """
+    probe_settings = {name: value for name, value in asdict(settings).items() if name != "cache_dir"}
+    key = cache_key(cache=cache.root.name, settings=probe_settings, versions=package_versions())
+    return Path(cache_dir) / FINISHED_ROWS_FOLDER / f"{cache.root.name}-{key[:16]}.json"
 
 
 def refuse_unsupported_finetune(upstreams):

@@ -4,9 +4,11 @@ import csv
 import json
 import math
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -76,6 +78,36 @@ def test_compare_two_sweeps(tmp_path, two_upstream_sweep, tone_manifest):
     report = (tmp_path / "cmp" / "compare.md").read_text()
     assert "hubert_local:tiny_hubert" in report and "fbank" in report
     assert (tmp_path / "cmp" / "compare.csv").is_file() and list((tmp_path / "cmp" / "plots").glob("*.png"))
+
+
+def test_a_sweep_interrupted_after_an_upstreams_probes_resumes_after_them(
+    tmp_path, two_upstream_sweep, tone_manifest, tiny_hubert, capsys
+):
+    command = sweep_command(tone_manifest, tmp_path / "out", "fbank", f"hubert_local={tiny_hubert}")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "s3prl_mi_probe", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    finished = tmp_path / "out" / "cache" / "probe_rows"
+    deadline = time.monotonic() + 600
+    while not list(finished.glob("fbank-*.json")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    [fbank_rows] = finished.glob("*.json")
+    stamp = fbank_rows.stat().st_mtime_ns
+    assert not (tmp_path / "out" / "sweep.csv").exists()
+
+    assert main(command) == 0
+    reused = [line for line in capsys.readouterr().out.splitlines() if "probe rows reused" in line]
+    assert len(reused) == 1 and reused[0].startswith("[fbank]")
+    assert fbank_rows.stat().st_mtime_ns == stamp and len(list(finished.glob("*.json"))) == 2
+    assert (tmp_path / "out" / "sweep.csv").read_text() == (two_upstream_sweep / "sweep.csv").read_text()
+
+    # Changed probe settings do not reuse the rows of other settings.
+    assert main([*command, "--max-train-segments", "30"]) == 0
+    assert "probe rows reused" not in capsys.readouterr().out
+    assert {row["num_train_segments"] for row in read_sweep_csv(tmp_path / "out" / "sweep.csv")} == {30}
 
 
 def test_module_entry_point_and_dev_carving(tmp_path):
