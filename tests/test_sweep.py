@@ -20,6 +20,7 @@ from s3prl_mi_probe.features.cache import LayerCache
 from s3prl_mi_probe.features.folder import FeaturesFolder
 from s3prl_mi_probe.metrics.columns import SWEEP_COLUMNS
 from s3prl_mi_probe.report.rows import read_sweep_csv
+from s3prl_mi_probe.sweep import FINISHED_ROWS_FOLDER
 
 
 def sweep_command(manifest, out, *upstreams, task="phone", extra=()):
@@ -137,7 +138,9 @@ def test_torchrun_shards_extraction_into_the_same_cache(
         *sweep_command(tone_manifest, tmp_path / "out", f"hubert_local={tiny_hubert}"), "--batch-size", "8"
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    [sharded] = [LayerCache(root) for root in (tmp_path / "out" / "cache").iterdir()]
+    [sharded] = [
+        LayerCache(root) for root in (tmp_path / "out" / "cache").iterdir() if root.name != FINISHED_ROWS_FOLDER
+    ]
     journals = sorted(path.name for path in sharded.root.glob("done-rank*.txt"))
     assert journals == ["done-rank0.txt", "done-rank1.txt"]
     [single] = [LayerCache(root) for root in (two_upstream_sweep / "cache").iterdir() if root.name == sharded.root.name]

@@ -12,6 +12,7 @@ import pytest
 from s3prl_mi_probe.cli import main
 from s3prl_mi_probe.features.folder import write_features_folder
 from s3prl_mi_probe.metrics.columns import SWEEP_COLUMNS, TEXT_COLUMNS
+from s3prl_mi_probe.sweep import FINISHED_ROWS_FOLDER
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def outputs(tmp_path_factory, tone_manifest):
     sweep = root / "sweep"
     common = ["--manifest", str(tone_manifest), "--task", "phone", "--min-count", "2"]
     assert main(["sweep", "--upstream", "fbank", *common, "--out", str(sweep)]) == 0
-    [cache] = (sweep / "cache").iterdir()
+    [cache] = [entry for entry in (sweep / "cache").iterdir() if entry.name != FINISHED_ROWS_FOLDER]
     assert main(["probe", str(cache), "--out", str(root / "probe"), "--probe", "mlp1", "--mlp-width", "8"]) == 0
 
     rng = np.random.default_rng(0)
