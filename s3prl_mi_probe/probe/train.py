@@ -59,8 +59,8 @@ class LayerProbes:
     Parameters: ``max_epochs``, ``batch_size``, ``patience``, ``lr`` and ``tol_bits`` (the dev gain in
     bits that counts as progress) drive Adam (see :mod:`~s3prl_mi_probe.probe.bank_training`);
     ``hidden_dim`` is the width of MLP probes; ``seed`` fixes the dev carve, the row order and MLP weights;
-    ``memory_budget`` (bytes) bounds what training holds
-    above the process's baseline; ``classes`` fixes the label set (default: the train labels);
+    ``memory_budget`` (bytes) bounds what training holds above the process's baseline; ``classes`` fixes
+    the label set (default: the train labels);
     ``layers`` picks layers of the source by index (default: all; results do not depend on which
     layers are trained together); ``l2_search_rows`` see the module docstring (None: never);
     ``polish_steps`` caps the convex polish.
