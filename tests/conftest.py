@@ -1,5 +1,8 @@
 """Shared test inputs, built once per session: real WAV/TextGrid corpora and a tiny random HuBERT."""
 
+import contextlib
+import io
+import os
 import subprocess
 import sys
 
@@ -42,3 +45,31 @@ def torchrun_cli():
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def cli_in_process():
+    """Runs ``s3prl-mi-probe ARGS`` through :func:`s3prl_mi_probe.cli.main` in this process, ended as ``sys.exit``
+    would end it: a :class:`subprocess.CompletedProcess` with the exit code and what the command wrote to stdout
+    and stderr. For the many checks of what a command says; subprocess tests keep one per failure class.
+    """
+    return run_command_in_process
+
+
+def run_command_in_process(*args):
+    """See :func:`cli_in_process`."""
+    from s3prl_mi_probe.cli import main
+
+    stdout, stderr, environment = io.StringIO(), io.StringIO(), dict(os.environ)
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            status = main([str(arg) for arg in args])
+        except SystemExit as exit_:
+            status = exit_.code
+        finally:
+            os.environ.clear()
+            os.environ.update(environment)  # main sets the OpenMP wait policy for the processes it starts
+    if isinstance(status, str):  # sys.exit(message): the message on stderr, exit code 1
+        stderr.write(f"{status}\n")
+        status = 1
+    return subprocess.CompletedProcess(args, status or 0, stdout.getvalue(), stderr.getvalue())

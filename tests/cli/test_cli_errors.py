@@ -52,14 +52,14 @@ def test_a_wrong_flag_is_one_line_pointing_at_help():
     assert "unrecognized arguments: --upstreams" in line or "required" in line
 
 
-def test_a_local_upstream_without_its_checkpoint(tmp_path, tone_manifest):
-    result = cli(*sweep_args(tone_manifest, tmp_path / "out", "apc_local"))
+def test_a_local_upstream_without_its_checkpoint(tmp_path, tone_manifest, cli_in_process):
+    result = cli_in_process(*sweep_args(tone_manifest, tmp_path / "out", "apc_local"))
     our_line(result, 2, "s3prl-mi-probe sweep: argument --upstream:", "apc_local=CKPT_PATH")
     assert not (tmp_path / "out").exists()
 
 
-def test_a_missing_checkpoint(tmp_path, tone_manifest):
-    result = cli(*sweep_args(tone_manifest, tmp_path / "out", f"hubert_local={tmp_path / 'nope.pt'}"))
+def test_a_missing_checkpoint(tmp_path, tone_manifest, cli_in_process):
+    result = cli_in_process(*sweep_args(tone_manifest, tmp_path / "out", f"hubert_local={tmp_path / 'nope.pt'}"))
     our_line(result, 2, "checkpoint of upstream 'hubert_local' not found", "nope.pt")
     assert not (tmp_path / "out").exists()
 
@@ -73,8 +73,8 @@ def test_weights_that_cannot_be_downloaded(tmp_path, tone_manifest):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
-def test_cuda_on_a_machine_without_one(tmp_path, tone_manifest):
-    result = cli(*sweep_args(tone_manifest, tmp_path / "out", "fbank", extra=["--device", "cuda"]))
+def test_cuda_on_a_machine_without_one(tmp_path, tone_manifest, cli_in_process):
+    result = cli_in_process(*sweep_args(tone_manifest, tmp_path / "out", "fbank", extra=["--device", "cuda"]))
     our_line(result, 1, "s3prl-mi-probe sweep: no CUDA device", "add --device cpu")
     assert not (tmp_path / "out").exists()
 
@@ -86,23 +86,25 @@ def test_a_speaker_control_on_speaker_disjoint_splits_is_refused_before_any_work
     assert not (tmp_path / "out").exists()
 
 
-def test_compare_of_a_missing_folder(tmp_path):
-    result = cli("compare", tmp_path / "nope", "--out", tmp_path / "out")
+def test_compare_of_a_missing_folder(tmp_path, cli_in_process):
+    result = cli_in_process("compare", tmp_path / "nope", "--out", tmp_path / "out")
     our_line(result, 2, "s3prl-mi-probe compare: argument DIR: no folder", "nope")
     assert not (tmp_path / "out").exists()
 
 
-def test_probe_of_a_missing_folder_and_a_bad_count(tmp_path):
-    our_line(cli("probe", tmp_path / "nope", "--out", tmp_path / "out"), 2, "argument FEATURES_DIR: no folder")
-    line = our_line(cli("probe", tmp_path, "--out", tmp_path / "out", "--max-train-segments", "0"), 2)
+def test_probe_of_a_missing_folder_and_a_bad_count(tmp_path, cli_in_process):
+    our_line(
+        cli_in_process("probe", tmp_path / "nope", "--out", tmp_path / "out"), 2, "argument FEATURES_DIR: no folder"
+    )
+    line = our_line(cli_in_process("probe", tmp_path, "--out", tmp_path / "out", "--max-train-segments", "0"), 2)
     assert "argument --max-train-segments: must be at least 1, got 0" in line
     assert not (tmp_path / "out").exists()
 
 
-def test_probe_of_a_folder_that_is_not_a_features_folder(tmp_path):
+def test_probe_of_a_folder_that_is_not_a_features_folder(tmp_path, cli_in_process):
     (tmp_path / "feats").mkdir()
     (tmp_path / "feats" / "rows.tsv").write_text("split\tlabel\ntrain\ta\n")
-    result = cli("probe", tmp_path / "feats", "--out", tmp_path / "out")
+    result = cli_in_process("probe", tmp_path / "feats", "--out", tmp_path / "out")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     first, *problems = result.stderr.strip().splitlines()
     assert first.startswith("s3prl-mi-probe probe: features folder") and first.endswith("cannot be probed:")
@@ -163,10 +165,12 @@ def unwritable_outs(tmp_path):
     ],
     ids=["probe", "sweep", "stats", "compare", "benchmark"],
 )
-def test_an_unwritable_out_is_refused_before_any_work(tmp_path, tone_manifest, command):
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, tone_manifest, command, cli_in_process):
     arguments = command(tmp_path, tone_manifest)
     for where, out in unwritable_outs(tmp_path).items():
-        line = our_line(cli(*arguments, "--out", out), 2, f"s3prl-mi-probe {arguments[0]}: argument --out: cannot")
+        line = our_line(
+            cli_in_process(*arguments, "--out", out), 2, f"s3prl-mi-probe {arguments[0]}: argument --out: cannot"
+        )
         assert "choose a folder you can write to" in line, where
         assert (tmp_path / "notes.txt").is_file() and not os.path.exists(out)
     assert not list(tmp_path.glob(".s3prl-mi-probe-write-check-*"))  # the write check leaves nothing behind
@@ -185,26 +189,30 @@ def test_an_unwritable_out_is_refused_before_any_work(tmp_path, tone_manifest, c
         (["--tol-bits", "nan"], "argument --tol-bits: expected a finite number, got 'nan'"),
     ],
 )
-def test_bad_sweep_values_are_usage_errors_in_plain_words(tmp_path, tone_manifest, extra, expected):
-    line = our_line(cli(*sweep_args(tone_manifest, tmp_path / "out", "fbank", extra=extra)), 2, expected)
+def test_bad_sweep_values_are_usage_errors_in_plain_words(tmp_path, tone_manifest, extra, expected, cli_in_process):
+    line = our_line(cli_in_process(*sweep_args(tone_manifest, tmp_path / "out", "fbank", extra=extra)), 2, expected)
     assert line.endswith("; see s3prl-mi-probe sweep --help")
     assert "None" not in line and "[" not in line and not (tmp_path / "out").exists()
 
 
-def test_a_missing_manifest_and_an_unknown_upstream_are_usage_errors(tmp_path, tone_manifest):
-    result = cli(*sweep_args(tmp_path / "nope" / "manifest.tsv", tmp_path / "out", "fbank"))
+def test_a_missing_manifest_and_an_unknown_upstream_are_usage_errors(tmp_path, tone_manifest, cli_in_process):
+    result = cli_in_process(*sweep_args(tmp_path / "nope" / "manifest.tsv", tmp_path / "out", "fbank"))
     our_line(result, 2, "s3prl-mi-probe sweep: argument --manifest: no file", "manifest.tsv")
     for command in (["stats"], ["validate"]):
-        our_line(cli(*command, tmp_path / "nope.tsv"), 2, f"argument MANIFEST: no file '{tmp_path / 'nope.tsv'}'")
-    line = our_line(cli(*sweep_args(tone_manifest, tmp_path / "out", "fbnak")), 2, "s3prl has no upstream 'fbnak'")
+        our_line(
+            cli_in_process(*command, tmp_path / "nope.tsv"), 2, f"argument MANIFEST: no file '{tmp_path / 'nope.tsv'}'"
+        )
+    line = our_line(
+        cli_in_process(*sweep_args(tone_manifest, tmp_path / "out", "fbnak")), 2, "s3prl has no upstream 'fbnak'"
+    )
     assert "did you mean fbank" in line and "['" not in line
     assert not (tmp_path / "out").exists()
 
 
-def test_validate_names_a_malformed_textgrid_in_words(tmp_path):
+def test_validate_names_a_malformed_textgrid_in_words(tmp_path, cli_in_process):
     manifest = write_tone_corpus(tmp_path, num_utterances=6)
     (tmp_path / "utt002.TextGrid").write_text("")
-    result = cli("validate", manifest)
+    result = cli_in_process("validate", manifest)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     [problem] = [line for line in result.stderr.splitlines() if "utt002.TextGrid" in line]
     assert problem.endswith("malformed TextGrid (not in Praat's TextGrid format, or cut short)")
