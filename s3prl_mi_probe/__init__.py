@@ -2,8 +2,9 @@
 
 The pipeline, one package per stage: ``corpus`` -> ``features`` -> ``probe`` -> ``analyses`` -> ``report``
 (``metrics`` is the leaf they share, ``sweep`` the orchestrator, ``finetune`` the probe that needs the
-upstream), with ``runner`` (everything that touches s3prl's runner), ``cli`` and ``demo`` on top.
-Importing this package is cheap (no torch): the s3prl integration is applied by an import hook
+upstream), with ``runner`` (the ``-d mi_probe`` downstream of s3prl's runner), ``cli`` and ``demo`` on
+top. Every use of s3prl goes through ``toolkit`` (its compatibility layer and the pieces taken from
+it). Importing this package is cheap (no torch): the s3prl integration is applied by an import hook
 (:mod:`s3prl_mi_probe.runner.hook`) or explicitly with :func:`s3prl_mi_probe.runner.activate`.
 """
 

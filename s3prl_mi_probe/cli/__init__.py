@@ -20,7 +20,7 @@ from s3prl_mi_probe.cli.probe import register_probe_command
 from s3prl_mi_probe.cli.sweep import register_sweep_command
 from s3prl_mi_probe.cli.synth import register_synth_command
 from s3prl_mi_probe.common.threads import wait_passively
-from s3prl_mi_probe.runner.distribution import S3prlMissing, require_s3prl
+from s3prl_mi_probe.toolkit.distribution import S3prlMissing, require_s3prl
 
 USAGE_EXIT_CODE = 2  # as argparse exits on a usage error
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C

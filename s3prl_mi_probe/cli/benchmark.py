@@ -56,7 +56,7 @@ def _benchmark(args):
     from s3prl_mi_probe.benchmark.protocol import ProtocolError, load_protocol
     from s3prl_mi_probe.benchmark.run import BenchmarkError, run_benchmark
     from s3prl_mi_probe.corpus.errors import CorpusError
-    from s3prl_mi_probe.runner.distribution import require_s3prl
+    from s3prl_mi_probe.toolkit.distribution import require_s3prl
 
     if not args.upstream and not args.add:
         return "s3prl-mi-probe benchmark: give --upstream SPEC (repeatable) and/or --add DIR"

@@ -29,8 +29,8 @@ def _devices():
 
 
 def _doctor(args):
-    from s3prl_mi_probe.runner.compat import shim_report
-    from s3prl_mi_probe.runner.distribution import INSTALL_HINT, s3prl_distributions, s3prl_location
+    from s3prl_mi_probe.toolkit.compat import shim_report
+    from s3prl_mi_probe.toolkit.distribution import INSTALL_HINT, s3prl_distributions, s3prl_location
 
     distributions = s3prl_distributions()
     location = s3prl_location()

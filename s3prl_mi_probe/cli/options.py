@@ -37,7 +37,7 @@ def class_cap(text):
 def upstream_argument(text):
     """``--upstream``: an UpstreamSpec whose name s3prl's hub has, or a usage error saying what is wrong."""
     from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
-    from s3prl_mi_probe.runner.distribution import s3prl_location
+    from s3prl_mi_probe.toolkit.distribution import s3prl_location
 
     try:
         spec = UpstreamSpec.parse(text)

@@ -32,7 +32,7 @@ def package_versions():
     s3prl is listed under the distribution that provides it: ``s3prl`` (PyPI) or ``espnet-s3prl``
     (ESPnet's fork); ``"s3prl": None`` when none does.
     """
-    from s3prl_mi_probe.runner.distribution import s3prl_distributions
+    from s3prl_mi_probe.toolkit.distribution import s3prl_distributions
 
     versions = {}
     for name in ("s3prl-mi-probe", "torch", "torchaudio", "numpy"):

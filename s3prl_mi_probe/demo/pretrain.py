@@ -10,17 +10,9 @@ By default the data list points at fbank features precomputed once per utterance
 APC preprocessor (``libri_root: null``, a layout s3prl's APC dataset also reads); recomputing them
 from the audio at every step (``precompute_features=False``) works too but is slower.
 
-The subprocess imports only top-level ``pretrain``/``upstream``/``utility`` modules, never the
-``s3prl`` package, so the import hook of :mod:`s3prl_mi_probe.runner.hook` does not fire there. A
-small launcher (:data:`_LAUNCHER`) therefore applies :func:`s3prl_mi_probe.runner.compat.apply` before it
-runs the script, and adds two stand-ins that only this code path needs:
-
-* ``utility/audio.py`` imports ``librosa`` at module level, which is not a dependency here (only its
-  feature-extraction helpers use it; APC pretraining does not): a stand-in module whose attributes raise
-  AttributeError.
-* ``utility.audio._save_figure_to_numpy`` (called every ``log_step`` to log spectrograms) uses
-  ``canvas.tostring_rgb`` (gone in matplotlib >= 3.10) and ``np.fromstring`` (binary mode gone in
-  NumPy 2): replaced by an equivalent using ``canvas.buffer_rgba``.
+The subprocess is ``python -m s3prl_mi_probe.toolkit.run_pretrain``, which activates the
+compatibility layer and the two stand-ins that only this code path of s3prl needs before it runs
+the script (see :mod:`s3prl_mi_probe.toolkit.run_pretrain`).
 
 The saved checkpoints keep only what ``apc_local`` reads (``config``, ``model``) plus the upstream
 config, the step and the recipe, no optimizer state and no pickled ``argparse.Namespace``: they
@@ -34,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import os
 import shutil
@@ -49,6 +40,9 @@ import yaml
 
 from s3prl_mi_probe.corpus.manifest import read_manifest
 from s3prl_mi_probe.demo.models import FOLDER as DEMO_MODELS_FOLDER
+from s3prl_mi_probe.toolkit import activate
+from s3prl_mi_probe.toolkit.models import apc_model, apc_preprocessor
+from s3prl_mi_probe.toolkit.run_pretrain import pretraining_folder
 
 DEFAULT_STEPS = 2000
 DEFAULT_CORPUS_UTTERANCES = 400
@@ -60,43 +54,6 @@ BATCH_SIZE = 16
 LEARNING_RATE = 1e-3
 LOG_STEP = 50
 EXPNAME = "apc_synth"
-
-# Runs s3prl's run_pretrain.py as __main__ after the shims it needs; argv follows "-c".
-_LAUNCHER = r"""
-import importlib.util, runpy, sys, types
-from s3prl_mi_probe.runner import compat
-compat.apply()
-if importlib.util.find_spec("librosa") is None:
-    librosa = types.ModuleType("librosa", "Stand-in (s3prl_mi_probe.demo.pretrain): librosa is not installed.")
-    def _missing(name):
-        raise AttributeError(f"librosa.{name}: librosa is not installed (s3prl_mi_probe stand-in)")
-    librosa.__getattr__ = _missing
-    sys.modules["librosa"] = librosa
-import numpy as np
-import utility.audio
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-if not hasattr(FigureCanvasAgg, "tostring_rgb"):
-    def _save_figure_to_numpy(fig):
-        rgba = np.asarray(fig.canvas.buffer_rgba())
-        return np.ascontiguousarray(rgba[..., :3].transpose(2, 0, 1))
-    utility.audio._save_figure_to_numpy = _save_figure_to_numpy
-import torchaudio
-print(f"[pretrain_demo] shims active: torchaudio.load={torchaudio.load.__module__}.{torchaudio.load.__name__}, "
-      f"librosa={sys.modules['librosa'].__doc__[:11]!r}", flush=True)
-sys.argv = ["run_pretrain.py", *sys.argv[1:]]
-runpy.run_path("run_pretrain.py", run_name="__main__")
-"""
-
-
-def s3prl_folder() -> Path:
-    """The installed s3prl package folder (where ``run_pretrain.py`` and ``pretrain/`` are)."""
-    spec = importlib.util.find_spec("s3prl")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("s3prl is not installed")
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    if not (folder / "run_pretrain.py").is_file() or not (folder / "pretrain" / "apc").is_dir():
-        raise RuntimeError(f"{folder} has no run_pretrain.py / pretrain/apc (this s3prl cannot pretrain)")
-    return folder
 
 
 def model_config(hidden_size: int = 64) -> dict:
@@ -188,9 +145,8 @@ def _relative(path, root: Path) -> str:
 def _write_features(utterances, folder: Path, audio_config: dict) -> list[str]:
     import numpy as np
     import torch
-    from s3prl.upstream.apc.audio import create_transform
 
-    preprocessor, _ = create_transform(copy.deepcopy(audio_config))
+    preprocessor = apc_preprocessor(audio_config)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     threads = torch.get_num_threads()
@@ -246,8 +202,8 @@ def pretrain_apc(
 
     command = [
         sys.executable,
-        "-c",
-        _LAUNCHER,
+        "-m",
+        "s3prl_mi_probe.toolkit.run_pretrain",
         "-u",
         "apc",
         "-n",
@@ -263,9 +219,9 @@ def pretrain_apc(
         "--seed",
         str(seed),
     ]
-    folder = s3prl_folder()
+    folder = pretraining_folder()
     env = dict(os.environ)
-    ours = str(Path(__file__).resolve().parent.parent)
+    ours = str(Path(__file__).resolve().parents[2])  # the folder holding s3prl_mi_probe/, for ``-m``
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), ours, env.get("PYTHONPATH")) if p)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave nothing inside the installed s3prl package
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
@@ -316,9 +272,7 @@ def _final_checkpoint(expdir: Path) -> Path:
 def _load(path):
     import torch
 
-    from s3prl_mi_probe.runner import compat
-
-    compat.apply()  # s3prl's raw checkpoints pickle an argparse.Namespace ("Args")
+    activate()  # s3prl's raw checkpoints pickle an argparse.Namespace ("Args")
     return torch.load(path, map_location="cpu")
 
 
@@ -360,11 +314,10 @@ def save_apc_checkpoint(path: Path, config: dict, model_state: dict, step=None, 
 def build_apc(config: dict, seed: int | None = None):
     """The APC of a checkpoint config (random weights; ``seed`` fixes them)."""
     import torch
-    from s3prl.upstream.apc.apc import APC
 
     if seed is not None:
         torch.manual_seed(seed)
-    return APC(config["data"]["audio"]["feat_dim"], **config["model"]["paras"])
+    return apc_model(config["data"]["audio"]["feat_dim"], config["model"]["paras"])
 
 
 def write_random_apc(path: Path, like: Path, seed: int = 0) -> Path:
@@ -378,12 +331,11 @@ def write_random_apc(path: Path, like: Path, seed: int = 0) -> Path:
 def apc_loss(checkpoint: Path, manifest: Path, splits=("dev", "test")) -> float:
     """Mean L1 APC loss (s3prl's objective: predict the fbank ``n_future`` frames ahead) on held-out audio."""
     import torch
-    from s3prl.upstream.apc.audio import create_transform
 
     state = _load(checkpoint)
     config = state["config"]
     n_future = config["task"]["n_future"]
-    preprocessor, _ = create_transform(copy.deepcopy(config["data"]["audio"]))
+    preprocessor = apc_preprocessor(config["data"]["audio"])
     model = build_apc(config)
     model.load_state_dict(state["model"])
     model.eval()
@@ -416,9 +368,7 @@ def build_demo_models(
     with the held-out (dev and test voices) APC L1 loss of both models and the file sizes.
     """
     from s3prl_mi_probe.corpus.synthetic.synth import synthesize_corpus
-    from s3prl_mi_probe.runner import activate
 
-    activate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     scratch = None

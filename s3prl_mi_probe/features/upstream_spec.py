@@ -40,10 +40,13 @@ class UpstreamSpec:
         return self.name if self.checkpoint is None else f"{self.name}:{self.checkpoint.stem}"
 
     def check_name(self):
-        """ValueError naming the nearest entries when s3prl's hub has no upstream of this name."""
-        from s3prl import hub
+        """ValueError naming the nearest entries when s3prl's hub has no upstream of this name.
 
-        entries = [name for name in dir(hub) if not name.startswith("_")]
+        S3prlMissing (saying how to install it) without s3prl.
+        """
+        from s3prl_mi_probe.toolkit.hub import hub_names
+
+        entries = hub_names()
         if self.name not in entries:
             close = difflib.get_close_matches(self.name, entries, n=5)
             raise ValueError(
@@ -57,17 +60,14 @@ class UpstreamSpec:
         ValueError for an unknown name or a missing checkpoint file; UpstreamUnavailable when s3prl
         cannot download or read the weights; S3prlMissing (saying how to install it) without s3prl.
         """
-        from s3prl_mi_probe.runner.distribution import require_s3prl
-
-        require_s3prl()
-        from s3prl import hub
+        from s3prl_mi_probe.toolkit.hub import load_upstream
 
         self.check_name()
         if self.checkpoint is not None and not self.checkpoint.is_file():
             raise ValueError(f"checkpoint of upstream {self.name!r} not found: {self.checkpoint}")
         checkpoint = str(self.checkpoint) if self.checkpoint is not None else None
         try:
-            upstream = getattr(hub, self.name)(ckpt=checkpoint, model_config=None, refresh=False)
+            upstream = load_upstream(self.name, checkpoint)
         except OSError as error:  # requests' and urllib's errors are OSErrors too
             raise UpstreamUnavailable(self._unavailable(error)) from error
         return upstream.to(device).eval()

@@ -14,6 +14,8 @@ from copy import deepcopy
 import torch
 from torch import nn
 
+from s3prl_mi_probe.toolkit.models import transformer_classes
+
 SUPPORTED_FAMILIES = ("hubert", "wav2vec2", "wavlm", "data2vec")
 
 
@@ -21,29 +23,10 @@ class UnsupportedUpstream(ValueError):
     """The upstream is not one whose transformer blocks :func:`upper_layers` can copy."""
 
 
-def _family_classes():
-    """``{family: (model class, transformer block class)}`` of the s3prl experts we can copy."""
-    from s3prl.upstream.data2vec.data2vec_model import Data2VecAudioModel
-    from s3prl.upstream.hubert.hubert_model import HubertModel
-    from s3prl.upstream.wav2vec2.wav2vec2_model import (
-        TransformerSentenceEncoderLayer,
-        Wav2Vec2Model,
-    )
-    from s3prl.upstream.wavlm.WavLM import TransformerSentenceEncoderLayer as WavLMLayer
-    from s3prl.upstream.wavlm.WavLM import WavLM
-
-    return {
-        "hubert": (HubertModel, TransformerSentenceEncoderLayer),
-        "wav2vec2": (Wav2Vec2Model, TransformerSentenceEncoderLayer),
-        "wavlm": (WavLM, WavLMLayer),
-        "data2vec": (Data2VecAudioModel, TransformerSentenceEncoderLayer),
-    }
-
-
 def upstream_family(upstream):
     """The family (one of SUPPORTED_FAMILIES) of an s3prl upstream expert, or UnsupportedUpstream."""
     model = getattr(upstream, "model", None)
-    for family, (model_class, block_class) in _family_classes().items():
+    for family, (model_class, block_class) in transformer_classes().items():
         if (
             isinstance(model, model_class)
             and all(isinstance(block, block_class) for block in model.encoder.layers)

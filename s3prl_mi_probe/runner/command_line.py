@@ -17,18 +17,17 @@ of an s3prl source checkout), the import hook calls :func:`complete_run_downstre
 * The early check, for a new ``-d mi_probe`` training run only. s3prl creates the experiment folder
   and writes ``args_*.yaml`` and ``config_*.yaml`` into it before it builds the expert, which checks
   the manifest: the config is read here as s3prl will read it (``-c``, then ``-o`` through s3prl's own
-  ``override``) and its ``downstream_expert`` checked (:func:`~s3prl_mi_probe.runner.expert.check_expert_config`),
-  so that bad input stops the run with one message before s3prl writes anything. A resumed run
-  (``-e``, or ``-a`` on a folder with checkpoints) and ``-m evaluate`` take their config from a
-  checkpoint: the expert checks it when s3prl builds it, after those files are written.
+  ``override``: :func:`~s3prl_mi_probe.toolkit.runner_config.read_runner_config`) and its
+  ``downstream_expert`` checked (:func:`~s3prl_mi_probe.runner.expert.check_expert_config`), so that
+  bad input stops the run with one message before s3prl writes anything. A resumed run (``-e``, or
+  ``-a`` on a folder with checkpoints) and ``-m evaluate`` take their config from a checkpoint: the
+  expert checks it when s3prl builds it, after those files are written.
 
 Nothing else on the command line changes.
 """
 
 import argparse
-import contextlib
 import glob
-import io
 import os
 import sys
 
@@ -122,18 +121,11 @@ def check_new_experiment(argv=None):
     args = _options(argv)
     if args.downstream != DOWNSTREAM_NAME or args.mode != "train" or args.config is None or not _new_experiment(args):
         return
-    import yaml
-    from s3prl.utility.helper import override
-
     from s3prl_mi_probe.runner.expert import check_before_run
+    from s3prl_mi_probe.toolkit.runner_config import read_runner_config
 
-    try:
-        with open(args.config) as file:
-            config = yaml.load(file, Loader=yaml.FullLoader)  # as s3prl reads it
-        if args.override is not None and args.override.lower() != "none":
-            with contextlib.redirect_stderr(io.StringIO()):  # s3prl prints each override when it applies them
-                override(args.override, argparse.Namespace(), config)
-    except (OSError, yaml.YAMLError, ValueError, AssertionError):
+    config = read_runner_config(args.config, args.override)
+    if config is None:
         return
     try:
         check_before_run(config.get("downstream_expert") or {})

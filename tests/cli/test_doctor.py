@@ -5,8 +5,8 @@ import sys
 from importlib import metadata
 
 from s3prl_mi_probe.common.provenance import package_versions
-from s3prl_mi_probe.runner import compat
-from s3prl_mi_probe.runner.distribution import s3prl_distributions
+from s3prl_mi_probe.toolkit import compat
+from s3prl_mi_probe.toolkit.distribution import s3prl_distributions
 
 
 def run_python(code):

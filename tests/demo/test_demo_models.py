@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import s3prl_mi_probe
-from s3prl_mi_probe.runner import activate
+from s3prl_mi_probe.toolkit import activate
 
 DEMO_MODELS = Path(s3prl_mi_probe.__file__).resolve().parent / "demo" / "models"
 SHIPPED = ("apc_synth.ckpt", "apc_random.ckpt")
@@ -68,12 +68,13 @@ def _files_under(folder):
 
 def test_pretrain_apc_runs_s3prl_run_pretrain(hub, tmp_path):
     from s3prl_mi_probe.corpus.synthetic.synth import synthesize_corpus
-    from s3prl_mi_probe.demo.pretrain import pretrain_apc, s3prl_folder, write_random_apc
+    from s3prl_mi_probe.demo.pretrain import pretrain_apc, write_random_apc
+    from s3prl_mi_probe.toolkit.run_pretrain import pretraining_folder
 
     manifest = synthesize_corpus(tmp_path / "corpus", utterances=8, seed=2)
-    before = _files_under(s3prl_folder())
+    before = _files_under(pretraining_folder())
     path = pretrain_apc(manifest, tmp_path / "pretrain", steps=5, hidden_size=16)
-    assert _files_under(s3prl_folder()) == before  # nothing left inside the installed s3prl
+    assert _files_under(pretraining_folder()) == before  # nothing left inside the installed s3prl
 
     assert path == (tmp_path / "pretrain" / "apc_synth.ckpt").resolve()
     assert "[pretrain_demo] shims active" in (tmp_path / "pretrain" / "pretrain.log").read_text()

@@ -10,7 +10,7 @@ import pytest
 import soundfile
 import torch
 
-from s3prl_mi_probe.runner import activate, compat
+from s3prl_mi_probe.toolkit import activate, compat
 
 activate()
 import torchaudio  # noqa: E402  (after the shims, as s3prl sees it)

@@ -39,7 +39,7 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from s3prl_mi_probe.runner.distribution import s3prl_location
+from s3prl_mi_probe.toolkit.distribution import s3prl_location
 
 
 @dataclass(frozen=True)
