@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # tests.support: the tone corpus and the runner launcher the tests use too
 # As the Makefile's TORCH_PINS: resolved from this machine's wheels, so pip does not pick another torch.
 TORCH_PINS = ("torch==2.14.1", "torchaudio==2.11.1")
 DISTRIBUTION = "espnet-s3prl"
@@ -68,9 +69,9 @@ def _completed(command, **kwargs):
 
 def check_inside(work):
     """The checks, run by the fork environment's Python; returns the Steps."""
-    from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
-    from s3prl_mi_probe.runner.distribution import s3prl_distributions
-    from s3prl_mi_probe.runner.launch import run_downstream, short_run_overrides
+    from s3prl_mi_probe.toolkit.distribution import s3prl_distributions
+    from tests.support.launch import run_downstream, short_run_overrides
+    from tests.support.tones import write_tone_corpus
 
     steps = Steps()
 

@@ -27,6 +27,8 @@ import numpy as np
 
 from s3prl_mi_probe.features.folder import layer_file, write_rows_tsv
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, for tests.support
+
 LIBRISPEECH_SEGMENTS = 4_000_000  # phone tokens of train-clean-100, about
 GIB = 1 << 30
 
@@ -55,10 +57,10 @@ def write_gaussian_folder(root, num_rows, num_layers, dim, num_classes, seed=0, 
 def child(args):
     """Fit and evaluate in this process; print one JSON line of measurements."""
     from s3prl_mi_probe.common.allocator import release_large_blocks
-    from s3prl_mi_probe.common.peak_memory import PeakMemory
     from s3prl_mi_probe.features.folder import FeaturesFolder
     from s3prl_mi_probe.probe import train as estimator
     from s3prl_mi_probe.probe.train import LayerProbes
+    from tests.support.peak_memory import PeakMemory
 
     phases = {"epochs_s": 0.0, "polish_s": 0.0}
 

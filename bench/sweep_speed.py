@@ -30,9 +30,10 @@ from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 from s3prl_mi_probe.demo.random_upstreams import write_random_hubert
 from s3prl_mi_probe.features.extract import layout_rows, plan_chunks
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
-from s3prl_mi_probe.runner.launch import short_run_overrides
 from s3prl_mi_probe.runner.shipped_configs import config_path
 from s3prl_mi_probe.sweep import SweepSettings, run_sweep
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, for tests.support
 
 TOLERANCE_BITS = 0.01
 RUNNER_MAX_STEPS = 20000
@@ -69,6 +70,8 @@ def run_sweep_cli(manifest, out, *specs):
 
 def runner_time_to_target(manifest, expdir, upstream_args, layer, target_ce):
     """Seconds until the runner's dev CE for ``layer`` reaches ``target_ce`` (or its cap), and the CE."""
+    from tests.support.launch import short_run_overrides
+
     overrides = short_run_overrides(
         manifest,
         steps=RUNNER_MAX_STEPS,

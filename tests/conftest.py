@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
+from tests.support.tones import write_tone_corpus
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +26,6 @@ def shuffled_manifest(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_hubert(tmp_path_factory):
     """A 2-layer, 32-dim random HuBERT in s3prl's converted checkpoint format (3 hidden states)."""
-    from s3prl_mi_probe.runner import activate
-
-    activate()
     from s3prl_mi_probe.demo.random_upstreams import write_random_hubert
 
     return write_random_hubert(tmp_path_factory.mktemp("upstreams") / "tiny_hubert.pt")

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from s3prl_mi_probe.cli import main
-from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 from s3prl_mi_probe.features.cache import LayerCache
 from s3prl_mi_probe.features.folder import FeaturesFolder
 from s3prl_mi_probe.metrics.columns import SWEEP_COLUMNS
 from s3prl_mi_probe.report.rows import read_sweep_csv
 from s3prl_mi_probe.sweep import FINISHED_ROWS_FOLDER
+from tests.support.tones import write_tone_corpus
 
 
 def sweep_command(manifest, out, *upstreams, task="phone", extra=()):

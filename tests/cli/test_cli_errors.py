@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from s3prl_mi_probe.common.provenance import file_sha256
-from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 from s3prl_mi_probe.features.cache import LayerCache
 from s3prl_mi_probe.features.extract import Extractor
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
+from tests.support.tones import write_tone_corpus
 
 
 def cli(*args, env=None, timeout=600):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from s3prl_mi_probe.corpus.control import UNSEEN, control_labels, control_task, unscored_segments
-from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
+from tests.support.tones import write_tone_corpus
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from praatio import textgrid
 from s3prl_mi_probe.corpus.audio import SAMPLE_RATE, audio_info, load_audio
 from s3prl_mi_probe.corpus.errors import CorpusError
 from s3prl_mi_probe.corpus.manifest import Utterance, read_manifest
-from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 from s3prl_mi_probe.corpus.textgrid import write_textgrid
+from tests.support.tones import write_tone_corpus
 
 SEGMENT = 0.1  # seconds per label in the hand-written corpora below
 

@@ -6,6 +6,7 @@ import torch
 
 from s3prl_mi_probe.common.provenance import file_sha256
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
+from s3prl_mi_probe.demo.random_upstreams import write_random_hubert
 from s3prl_mi_probe.features.extract import Extractor
 from s3prl_mi_probe.features.pooling import segment_pooling_matrix
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
@@ -18,15 +19,16 @@ from s3prl_mi_probe.finetune.upper_layers import (
 )
 from s3prl_mi_probe.metrics.columns import METRIC_NAMES
 from s3prl_mi_probe.probe.train import fit_layer_probes
+from tests.support.random_upstreams import write_random_data2vec, write_random_wav2vec2, write_random_wavlm
 
-# hub entry, writer name and writer options of each tiny random upstream
+# hub entry, writer and writer options of each tiny random upstream
 FAMILIES = {
-    "hubert": ("hubert_local", "write_random_hubert", {}),
-    "wav2vec2": ("wav2vec2_local", "write_random_wav2vec2", {}),
-    "wav2vec2_pre_ln": ("wav2vec2_local", "write_random_wav2vec2", {"layer_norm_first": True}),
-    "wavlm": ("wavlm_local", "write_random_wavlm", {}),
-    "wavlm_pre_ln": ("wavlm_local", "write_random_wavlm", {"layer_norm_first": True, "num_layers": 3}),
-    "data2vec": ("data2vec_local", "write_random_data2vec", {}),
+    "hubert": ("hubert_local", write_random_hubert, {}),
+    "wav2vec2": ("wav2vec2_local", write_random_wav2vec2, {}),
+    "wav2vec2_pre_ln": ("wav2vec2_local", write_random_wav2vec2, {"layer_norm_first": True}),
+    "wavlm": ("wavlm_local", write_random_wavlm, {}),
+    "wavlm_pre_ln": ("wavlm_local", write_random_wavlm, {"layer_norm_first": True, "num_layers": 3}),
+    "data2vec": ("data2vec_local", write_random_data2vec, {}),
 }
 
 
@@ -42,15 +44,9 @@ def one_thread():
 @pytest.fixture(scope="session")
 def family_checkpoints(tmp_path_factory):
     """``{case: (hub entry, checkpoint path)}`` for every case of FAMILIES."""
-    from s3prl_mi_probe.runner import activate
-
-    activate()
-    from s3prl_mi_probe.demo import random_upstreams
-
     folder = tmp_path_factory.mktemp("family_upstreams")
     return {
-        case: (entry, getattr(random_upstreams, writer)(folder / f"{case}.pt", **options))
-        for case, (entry, writer, options) in FAMILIES.items()
+        case: (entry, writer(folder / f"{case}.pt", **options)) for case, (entry, writer, options) in FAMILIES.items()
     }
 
 

@@ -163,7 +163,7 @@ def test_unseen_test_labels_are_dropped_with_a_warning(folder):
 MEASURE = """
 import json, sys
 from s3prl_mi_probe.common.allocator import release_large_blocks
-from s3prl_mi_probe.common.peak_memory import PeakMemory
+from tests.support.peak_memory import PeakMemory
 from s3prl_mi_probe.features.folder import FeaturesFolder
 from s3prl_mi_probe.probe.train import LayerProbes
 

@@ -2,8 +2,8 @@
 
 import json
 
-from s3prl_mi_probe.runner import launch as s3prl_run
-from s3prl_mi_probe.runner.launch import short_run_overrides
+from tests.support import launch as s3prl_run
+from tests.support.launch import short_run_overrides
 
 __all__ = ["metrics_rows", "run_downstream", "short_run_overrides", "train_mi_probe"]
 

@@ -6,10 +6,10 @@ import sys
 import pytest
 from s3prl_runner import metrics_rows, run_downstream, short_run_overrides
 
-from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
 from s3prl_mi_probe.runner.command_line import complete_run_downstream_arguments
 from s3prl_mi_probe.runner.dataset import MAX_AUTO_WORKERS, resolve_num_workers
 from s3prl_mi_probe.runner.shipped_configs import config_path
+from tests.support.tones import write_tone_corpus
 
 NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}
 

@@ -6,8 +6,8 @@ import math
 import torch
 from s3prl_runner import metrics_rows, train_mi_probe
 
-from s3prl_mi_probe.corpus.synthetic.tones import write_tone_corpus
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
+from tests.support.tones import write_tone_corpus
 
 
 def train(expdir, manifest, *upstream, steps=30, **options):

@@ -1,1 +1,1 @@
-"""Corpora made here, with exact alignments and no download: espeak-ng speech (``synth``) and tones (tests)."""
+"""Corpora made here, with exact alignments and no download: espeak-ng speech (``synth``)."""

@@ -1,4 +1,4 @@
-"""Running s3prl's own runner (``python -m s3prl.run_downstream``) from Python, in a subprocess."""
+"""Running s3prl's own runner (``python -m s3prl.run_downstream``) from Python, in a subprocess (tests, benches)."""
 
 import os
 import subprocess

@@ -1,6 +1,7 @@
 """A tone corpus: synthetic WAV + TextGrid + manifest where each phone is a tone complex.
 
-Exact alignments by construction and no download: the offline corpus of the tests.
+Exact alignments by construction and no download: the offline corpus of the tests (and of
+``bench/check_s3prl_fork.py``).
 """
 
 from __future__ import annotations
