@@ -20,8 +20,10 @@ $(STAMP): setup.cfg setup.py pyproject.toml Makefile
 	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: -d $(S3PRL_SDIST_DIR) s3prl==0.4.18
 	touch $@
 
+# The suite in one process per core (files kept whole, so module fixtures run once), the 15 slowest tests
+# printed so that their cost stays visible.
 test: install lint
-	$(BIN)/python -m pytest; status=$$?; \
+	$(BIN)/python -m pytest --numprocesses auto --dist loadfile --durations 15; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; \
 	exit $$status
 
