@@ -118,7 +118,7 @@ def child(args):
                 **phases,
                 "total_s": done - start,
                 "train_rows": probes.num_train_segments_,
-                "epochs": max(probes.epochs_),
+                "epochs": max(probes.epochs_run_),
                 "plan": probes.memory_plan_.describe(),
                 "test_mi_bits": [row["mi_bits"] for row in test_rows],
             }
