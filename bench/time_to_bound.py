@@ -9,6 +9,8 @@ classes; 80 % train, 10 % dev, 10 % test, as bench/scale.py), then, each in a fr
 - the epochs run and the passes over train (training + polish) per layer, the train rows x probes
   per second, and the effective GFLOP/s of the training GEMMs (counted as they run) next to this
   machine's own ``torch.mm`` rate on the same shapes, float32 and bfloat16, measured in the same run;
+- the peak anonymous memory of the idle fit and evaluation (heap and tensors; the features are
+  memory-mapped, so their pages are the kernel's to drop);
 - the bound per layer against a long-run reference (no tolerance, patience 20) where N is at most
   ``--reference-max-rows``: the worst shortfall (reference minus default, the default's bound the
   looser) and the largest difference either way (a longer run can also choose, on dev, a probe that
@@ -26,6 +28,8 @@ import sys
 import time
 
 from scale import add_folder_options, write_gaussian_folder
+
+from tests.support.peak_memory import PeakMemory
 
 LONG_RUN = {"tol_bits": 0.0, "patience": 20, "max_epochs": 300}
 LOAD_SIDE = 512
@@ -57,10 +61,11 @@ def child(args):
     bank_kernels.LinearKernel.logits = counted_logits
     bank_kernels.LinearKernel.gradients = counted_gradients
     folder = FeaturesFolder(args.folder)
-    start = time.perf_counter()
-    probes = LayerProbes(progress=False, **json.loads(args.options)).fit(folder)
-    fit_s = time.perf_counter() - start
-    rows = probes.evaluate(folder, split="test")
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        probes = LayerProbes(progress=False, **json.loads(args.options)).fit(folder)
+        fit_s = time.perf_counter() - start
+        rows = probes.evaluate(folder, split="test")
     record = {
         "fit_s": fit_s,
         "threads": torch.get_num_threads(),
@@ -70,6 +75,7 @@ def child(args):
         "epochs_run": probes.epochs_run_,
         "train_passes": probes.train_passes_,
         "gflops": flops["gemm"] / 1e9,
+        "peak_anon_gb": memory.peak_anon / 1e9,
     }
     print(json.dumps(record))
 
@@ -145,7 +151,7 @@ def main():
         )
     header = (
         f"{'rows':>8} {'idle_s':>7} {'load_s':>7} {'load/idle':>9} {'epochs':>14} {'passes':>14} "
-        f"{'rows*probes/s':>13} {'GFLOP/s':>7} {'shortfall':>9} {'max|dMI|':>8}"
+        f"{'rows*probes/s':>13} {'GFLOP/s':>7} {'peak_GB':>7} {'shortfall':>9} {'max|dMI|':>8}"
     )
     lines = []
     for size in args.sizes:
@@ -164,7 +170,7 @@ def main():
             f"{min(idle['epochs_run']):>6.1f}-{max(idle['epochs_run']):<7.1f} "
             f"{min(idle['train_passes']):>6.1f}-{max(idle['train_passes']):<7.1f} "
             f"{idle['train_rows'] * idle['probes'] * passes / idle['fit_s']:>13.3g} "
-            f"{idle['gflops'] / idle['fit_s']:>7.1f} {shortfall:>9.4f} {deviation:>8.4f}"
+            f"{idle['gflops'] / idle['fit_s']:>7.1f} {idle['peak_anon_gb']:>7.2f} {shortfall:>9.4f} {deviation:>8.4f}"
         )
         lines.append(line)
         print(header, *lines, sep="\n", flush=True)
