@@ -17,6 +17,7 @@ from tqdm import tqdm
 from s3prl_mi_probe.analyses.hard_margin import sampled_hard_margins
 from s3prl_mi_probe.common.allocator import release_large_blocks
 from s3prl_mi_probe.common.device import check_device
+from s3prl_mi_probe.common.problems import unusable
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, package_versions
 from s3prl_mi_probe.common.table import format_table
@@ -24,7 +25,7 @@ from s3prl_mi_probe.common.threads import use_cpu_share
 from s3prl_mi_probe.corpus.control import UNSEEN, keyed_control_labels, unscored_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS
 from s3prl_mi_probe.features.cache import LayerCache
-from s3prl_mi_probe.features.folder import REQUIRED_COLUMNS, ROWS_FILE, FeaturesFolder, FeaturesFolderError
+from s3prl_mi_probe.features.folder import REQUIRED_COLUMNS, ROWS_FILE, FeaturesFolder
 from s3prl_mi_probe.metrics.columns import present_columns
 from s3prl_mi_probe.probe.arrays import carve_dev
 from s3prl_mi_probe.probe.kinds import PROBE_KINDS
@@ -97,7 +98,7 @@ def open_features_folder(root, progress=False):
     """The checked :class:`FeaturesFolder` at ``root``; an unfinished sweep cache is refused."""
     root = Path(root)
     if LayerCache.unfinished(root):
-        raise FeaturesFolderError(f"{root} is a sweep cache whose extraction did not finish: rerun the sweep")
+        raise unusable(root, "a sweep cache whose extraction did not finish: rerun the sweep")
     return FeaturesFolder(root, progress=progress)
 
 
@@ -273,7 +274,7 @@ def run_probe(features_dir, out, settings=ProbeSettings(), upstream=None, task=N
     """Probe every layer of a features folder and write the sweep outputs into ``out``.
 
     Returns the rows (None on torchrun ranks > 0). A folder that cannot be probed raises one
-    :class:`FeaturesFolderError` listing every problem, before anything is written. ``upstream`` and
+    ``ProblemsFound`` listing every problem, before anything is written. ``upstream`` and
     ``task`` label the rows (default: the folder's meta.json, else its name and ``custom``).
     """
     from s3prl_mi_probe.report.outputs import write_sweep_outputs

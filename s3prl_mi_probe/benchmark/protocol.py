@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskOptions
 from s3prl_mi_probe.probe.kinds import FINETUNE, known_probe_kinds
 
@@ -41,14 +42,9 @@ SYNTHESIZE_KEYS = {"utterances", "seed"}
 _TASK_OPTION_KEYS = {field.name for field in fields(TaskOptions)} - {"task", "seed"}
 
 
-class ProtocolError(ValueError):
-    """Every problem found in one protocol file."""
-
-    def __init__(self, source, problems):
-        self.problems = list(problems)
-        super().__init__(
-            "\n".join([f"{len(self.problems)} problem(s) in protocol {source}:"] + [f"  {p}" for p in problems])
-        )
+def _protocol_problems(source, reasons):
+    """The error of a protocol file: every reason found in it, as one :class:`ProblemsFound`."""
+    return ProblemsFound(f"protocol {source}", [Problem(None, reason) for reason in reasons])
 
 
 @dataclass(frozen=True)
@@ -91,21 +87,21 @@ def shipped_protocols():
 
 
 def protocol_path(name_or_path):
-    """The file of a shipped protocol name, or the path given; ProtocolError when neither exists."""
+    """The file of a shipped protocol name, or the path given; ProblemsFound when neither exists."""
     path = Path(name_or_path)
     if path.is_file():
         return path
     shipped = PROTOCOL_DIR / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped
-    raise ProtocolError(
+    raise _protocol_problems(
         name_or_path,
         [f"no protocol file {path} and no shipped protocol of that name (shipped: {', '.join(shipped_protocols())})"],
     )
 
 
 def load_protocol(name_or_path):
-    """A checked :class:`Protocol` from a shipped name or a YAML path; ProtocolError lists every problem."""
+    """A checked :class:`Protocol` from a shipped name or a YAML path; ProblemsFound lists every problem."""
     path = protocol_path(name_or_path)
     text = path.read_text(encoding="utf-8")
     return parse_protocol(text, str(path))
@@ -116,9 +112,9 @@ def parse_protocol(text, source="<text>"):
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ProtocolError(source, [f"not valid YAML ({' '.join(str(error).split())})"]) from error
+        raise _protocol_problems(source, [f"not valid YAML ({' '.join(str(error).split())})"]) from error
     if not isinstance(data, dict):
-        raise ProtocolError(source, ["expected a mapping of the keys " + ", ".join(TOP_KEYS)])
+        raise _protocol_problems(source, ["expected a mapping of the keys " + ", ".join(TOP_KEYS)])
     problems = [f"missing key '{key}' ({TOP_KEYS[key]})" for key in REQUIRED_KEYS if key not in data]
     problems += [f"unknown key '{key}' (known: {', '.join(TOP_KEYS)})" for key in data if key not in TOP_KEYS]
     if data.get("format", FORMAT) != FORMAT:
@@ -149,7 +145,7 @@ def parse_protocol(text, source="<text>"):
         text=text,
     )
     if problems:
-        raise ProtocolError(source, problems)
+        raise _protocol_problems(source, problems)
     return protocol
 
 

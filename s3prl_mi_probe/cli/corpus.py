@@ -1,6 +1,6 @@
 """The corpus subcommands: ``prepare <corpus>``, ``stats`` and ``validate``.
 
-Each handler takes the parsed arguments and returns 0, or an error message (a CorpusError's
+Each handler takes the parsed arguments and returns 0, or an error message (a ProblemsFound's
 text) for ``sys.exit``. Modules are imported in the handlers, so building the parser stays cheap.
 """
 
@@ -17,7 +17,7 @@ from s3prl_mi_probe.cli.options import (
     output_folder,
     task_options,
 )
-from s3prl_mi_probe.corpus.errors import CorpusError
+from s3prl_mi_probe.common.problems import ProblemsFound
 from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskOptions
 
 LIBRISPEECH_SPLITS = "train-clean-100,dev-clean,test-clean"
@@ -103,10 +103,10 @@ def register_corpus_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(command: str, action: Callable[[], str]) -> int | str:
-    """Print what ``action`` returns, or return its CorpusError as the command's error message."""
+    """Print what ``action`` returns, or return its ProblemsFound as the command's error message."""
     try:
         print(action())
-    except CorpusError as error:
+    except ProblemsFound as error:
         return f"s3prl-mi-probe {command}: {error}"
     return 0
 

@@ -9,14 +9,12 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import soundfile
 from praatio import textgrid
-from praatio.utilities.errors import PraatioException, TextgridStateError
 
-from s3prl_mi_probe.corpus.audio import audio_info
-from s3prl_mi_probe.corpus.errors import CorpusError, problem_at
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.corpus.frames import FRAME_TASKS, frame_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS, Utterance, parse_manifest
+from s3prl_mi_probe.corpus.reader import interval_tiers, open_textgrid, read_audio_info
 from s3prl_mi_probe.corpus.splits import pick_fraction
 
 DEFAULT_SILENCE_LABELS = ("", "sil", "sp", "spn", "<unk>", "h#", "pau", "epi", "<p:>", "(...)")
@@ -176,27 +174,23 @@ class _LabelledUtterance:
     words: np.ndarray | None = None
 
 
-class _Unusable(Exception):
-    """A problem with one file, already phrased for the report."""
-
-
 def build_task(manifest_path: str | Path, options: TaskOptions = TaskOptions()) -> TaskData:
     """Read, check, filter and split the segments of ``options.task``.
 
     Every utterance is checked and all problems are raised together as one
-    CorpusError; so are splits left without usable segments or with fewer than 2 classes.
+    ProblemsFound; so are splits left without usable segments or with fewer than 2 classes.
     """
     manifest_path = Path(manifest_path)
     tier_name = TIER_OF_TASK[options.task]
     utterances, problems = parse_manifest(manifest_path)
     read: list[_LabelledUtterance] = []
     for utterance in utterances:
-        labelled, utterance_problems = _read_utterance(utterance, tier_name)
-        problems.extend(problem_at(manifest_path, utterance.line, utterance.id, p) for p in utterance_problems)
+        labelled, reasons = _read_utterance(utterance, tier_name)
+        problems.extend(Problem(manifest_path.name, reason, utterance.line, utterance.id) for reason in reasons)
         if labelled is not None:
             read.append(labelled)
     if problems:
-        raise CorpusError(manifest_path, problems)
+        raise ProblemsFound(manifest_path, problems)
 
     by_split = {split: [u for u in read if u.utterance.split == split] for split in SPLITS}
     dev_carved = not by_split["dev"]
@@ -214,31 +208,32 @@ def build_task(manifest_path: str | Path, options: TaskOptions = TaskOptions()) 
 
     problems = _split_problems(task, {split: len(u) for split, u in by_split.items()})
     if problems:
-        raise CorpusError(manifest_path, [problem_at(manifest_path, None, None, p) for p in problems])
+        raise ProblemsFound(manifest_path, [Problem(manifest_path.name, reason) for reason in problems])
     return task
 
 
 def _read_utterance(utterance: Utterance, tier_name: str) -> tuple[_LabelledUtterance | None, list[str]]:
-    """Check an utterance's audio and alignment; return its intervals clipped to the audio, or its problems."""
-    problems = []
+    """Check an utterance's audio and alignment; return its intervals clipped to the audio, or what is wrong
+    with them (each reason naming its file)."""
+    reasons = []
     try:
-        num_samples, sample_rate = _probe_audio(utterance.audio)
-    except _Unusable as problem:
-        problems.append(str(problem))
+        num_samples, sample_rate = read_audio_info(utterance.audio)
+    except ProblemsFound as error:
+        reasons += map(str, error.problems)
     try:
-        grid = _open_textgrid(utterance.alignment)
-        intervals = _interval_tier(grid, utterance.alignment, tier_name)
-    except _Unusable as problem:
-        problems.append(str(problem))
-    if problems:
-        return None, problems
+        grid = open_textgrid(utterance.alignment)
+        intervals = interval_tiers(grid, utterance.alignment, [tier_name])[tier_name]
+    except ProblemsFound as error:
+        reasons += map(str, error.problems)
+    if reasons:
+        return None, reasons
 
     audio_end = num_samples / sample_rate
     overshoot = [i for i in intervals if i.end - audio_end > AUDIO_END_TOLERANCE + _TIME_EPSILON]
     if overshoot:
         worst = max(overshoot, key=lambda interval: interval.end)
         return None, [
-            f"alignment {utterance.alignment}: {len(overshoot)} interval(s) of tier '{tier_name}' end more "
+            f"{utterance.alignment}: {len(overshoot)} interval(s) of tier '{tier_name}' end more "
             f"than {AUDIO_END_TOLERANCE * 1000:.0f} ms past the audio end ({audio_end:.3f} s); latest: "
             f"'{worst.label}' ends at {worst.end:.3f} s (+{(worst.end - audio_end) * 1000:.0f} ms)"
         ]
@@ -260,16 +255,6 @@ def _read_utterance(utterance: Utterance, tier_name: str) -> tuple[_LabelledUtte
     return labelled, []
 
 
-def _probe_audio(path: Path) -> tuple[int, int]:
-    """``(num_samples, sample_rate)`` of an audio file, or _Unusable saying why not."""
-    if not path.is_file():
-        raise _Unusable(f"audio {path}: file not found")
-    try:
-        return audio_info(path)
-    except soundfile.SoundFileError as error:
-        raise _Unusable(f"audio {path}: unreadable ({error})") from error
-
-
 def _enclosing_labels(tier, times: np.ndarray) -> np.ndarray:
     """Per time, the label of the interval of ``tier`` that contains it ('' where none does)."""
     labels = np.full(times.size, "", dtype=object)
@@ -277,43 +262,6 @@ def _enclosing_labels(tier, times: np.ndarray) -> np.ndarray:
         for entry in tier.entries:
             labels[(times >= entry.start) & (times < entry.end)] = entry.label.strip()
     return labels
-
-
-def _open_textgrid(path: Path):
-    """A parsed TextGrid, or _Unusable saying why not."""
-    if not path.is_file():
-        raise _Unusable(f"alignment {path}: file not found")
-    try:
-        grid = textgrid.openTextgrid(str(path), includeEmptyIntervals=False, reportingMode="silence")
-    except TextgridStateError as error:  # praatio rejects overlapping or reversed intervals
-        raise _Unusable(f"alignment {path}: invalid intervals ({_one_line(error)})") from error
-    except Exception as error:  # praatio's parser fails with IndexError, ParsingError, UnicodeError, ...
-        raise _Unusable(f"alignment {path}: malformed TextGrid ({_parse_failure(error)})") from error
-    return grid
-
-
-def _parse_failure(error: Exception) -> str:
-    """Why praatio could not read a TextGrid, in words (its own message where it gives one)."""
-    if isinstance(error, PraatioException):
-        return _one_line(error).rstrip(".")
-    if isinstance(error, UnicodeError):
-        return "not UTF-8 or UTF-16 text"
-    return "not in Praat's TextGrid format, or cut short"
-
-
-def _interval_tier(grid, path: Path, tier_name: str) -> list:
-    """The non-empty intervals of one tier of a parsed TextGrid, or _Unusable saying why not."""
-    if tier_name not in grid.tierNames:
-        present = ", ".join(f"'{name}'" for name in grid.tierNames) or "none"
-        raise _Unusable(f"alignment {path}: no '{tier_name}' tier (tiers present: {present})")
-    tier = grid.getTier(tier_name)
-    if not isinstance(tier, textgrid.IntervalTier):
-        raise _Unusable(f"alignment {path}: tier '{tier_name}' is a point tier, not an interval tier")
-    return list(tier.entries)
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split()) or "no details"
 
 
 def _carve_dev(

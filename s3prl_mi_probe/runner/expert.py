@@ -77,7 +77,7 @@ def check_expert_config(downstream_expert):
 
     The keys, the task options, ``num_workers``, the probe kind, the manifest with every file it names
     (all problems at once) and the control key. Returns the config with its defaults, the TaskOptions, the
-    task and the control labels (None without ``control``); ValueError (a CorpusError for the corpus)
+    task and the control labels (None without ``control``); ValueError (a ProblemsFound for the corpus)
     saying what is wrong.
     """
     config = {**LOADER_KEYS, **PROBE_KEYS, **downstream_expert}

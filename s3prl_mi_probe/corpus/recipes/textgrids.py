@@ -6,17 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from s3prl_mi_probe.corpus.errors import CorpusError
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.corpus.manifest import ManifestRow
-from s3prl_mi_probe.corpus.recipes.common import (
-    OUR_TIERS,
-    InputProblem,
-    check_audio,
-    convert_textgrid,
-    finish_recipe,
-    read_tiers,
-    skipped_note,
-)
+from s3prl_mi_probe.corpus.reader import read_audio_info, read_tiers
+from s3prl_mi_probe.corpus.recipes.common import OUR_TIERS, convert_textgrid, finish_recipe, skipped_note
 from s3prl_mi_probe.corpus.splits import assign_splits
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -42,18 +35,20 @@ def prepare_textgrids(
     folder below ``audio`` and whole speakers go to dev and test; with ``"random"`` utterances are
     split and no speaker is written. Tiers named otherwise than ``words``/``phones`` are copied
     under those names to ``out/grids/``. Audio without a TextGrid is skipped and listed; a TextGrid
-    without audio, unreadable audio or TextGrids and missing tiers raise one CorpusError.
+    without audio, unreadable audio or TextGrids and missing tiers raise one ProblemsFound.
     """
     if split_by not in SPLIT_BY:
         raise ValueError(f"split_by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
     audio, alignments, out = Path(audio), Path(alignments), Path(out)
-    problems = [f"{folder}: folder not found" for folder in (audio, alignments) if not folder.is_dir()]
+    problems = [Problem(folder, "folder not found") for folder in (audio, alignments) if not folder.is_dir()]
     if problems:
-        raise CorpusError(audio, problems)
+        raise ProblemsFound(audio, problems)
     audio_files = _files_by_stem(audio, AUDIO_SUFFIXES)
     grid_files = _files_by_stem(alignments, (".textgrid",))
     problems += [
-        f"{grid}: TextGrid without audio under {audio}" for key, grid in grid_files.items() if key not in audio_files
+        Problem(grid, f"TextGrid without audio under {audio}")
+        for key, grid in grid_files.items()
+        if key not in audio_files
     ]
     convert = (word_tier, phone_tier) != OUR_TIERS
     pairs = []
@@ -61,17 +56,19 @@ def prepare_textgrids(
         if key not in grid_files:
             continue
         if split_by == "speaker" and "/" not in key:
-            problems.append(f"{audio_file}: lies directly in {audio}; split_by='speaker' needs one folder per speaker")
+            problems.append(
+                Problem(audio_file, f"lies directly in {audio}; split_by='speaker' needs one folder per speaker")
+            )
             continue
         alignment = out / "grids" / f"{key}.TextGrid" if convert else grid_files[key]
         try:
-            check_audio(audio_file)
+            read_audio_info(audio_file)
             if convert:
                 convert_textgrid(grid_files[key], alignment, {"words": word_tier, "phones": phone_tier})
             else:
                 read_tiers(alignment, list(OUR_TIERS))
-        except InputProblem as problem:
-            problems.append(str(problem))
+        except ProblemsFound as error:
+            problems += error.problems
             continue
         pairs.append((key, audio_file, alignment))
 
@@ -80,7 +77,7 @@ def prepare_textgrids(
     try:
         split_of = assign_splits(sorted(set(split_keys)), dev_fraction, test_fraction, np.random.default_rng(seed))
     except ValueError as error:
-        raise CorpusError(audio, [*problems, f"{audio}: {error}"]) from None
+        raise ProblemsFound(audio, [*problems, Problem(audio, str(error))]) from None
     rows = [
         ManifestRow(key.replace("/", "_"), audio_file, alignment, split_of[split_key], speaker)
         for (key, audio_file, alignment), speaker, split_key in zip(pairs, speakers, split_keys)
