@@ -10,6 +10,7 @@ from s3prl_mi_probe.common.problems import ProblemsFound, unusable
 from s3prl_mi_probe.corpus.manifest import ManifestRow
 from s3prl_mi_probe.corpus.reader import read_audio_info
 from s3prl_mi_probe.corpus.recipes.common import convert_textgrid, finish_recipe
+from s3prl_mi_probe.corpus.recipes.registry import CliOption, Recipe, register_recipe
 from s3prl_mi_probe.corpus.task import DEFAULT_SILENCE_LABELS
 
 CSV_SPLITS = ("train", "dev", "test")
@@ -19,11 +20,11 @@ FILE_COLUMNS = ("audio file", "file name", "filename", "file", "path", "audio", 
 SPEAKER_COLUMNS = ("client id", "speaker id", "speaker", "id")
 
 
-def prepare_commonphone(root: Path, languages: list[str], out: Path) -> Path:
-    """Write ``out/manifest.tsv`` and ``out/grids/`` for the CommonPhone ``languages`` (e.g. ``en``, ``de``).
+def prepare_commonphone(corpus_dir: Path, output_dir: Path, languages: list[str]) -> Path:
+    """Write ``output_dir/manifest.tsv`` and ``output_dir/grids/`` for CommonPhone ``languages`` (``en``, ...).
 
-    Expects ``root/<lang>/{train,dev,test}.csv``, ``root/<lang>/wav/<name>.wav`` and
-    ``root/<lang>/grids/<name>.TextGrid`` with MAUS tiers ``MAU`` (phones) and ``ORT-MAU`` (words).
+    Expects ``corpus_dir/<lang>/{train,dev,test}.csv``, ``corpus_dir/<lang>/wav/<name>.wav`` and
+    ``corpus_dir/<lang>/grids/<name>.TextGrid`` with MAUS tiers ``MAU`` (phones) and ``ORT-MAU`` (words).
     Assumed CSV format: a header row, comma, semicolon or tab separated, in any column order,
     with the file in a column named like ``audio file`` (also ``audio_file``, ``file name``,
     ``filename``, ``file``, ``path``, ``audio``, ``wav``) and the speaker in one named like
@@ -32,7 +33,7 @@ def prepare_commonphone(root: Path, languages: list[str], out: Path) -> Path:
     prefixed with the language (``en_x``, ``en_the``); phone labels (SAMPA) and pauses are kept.
     Missing or unreadable CSVs, audio and TextGrids raise one ProblemsFound listing them all.
     """
-    root, out = Path(root), Path(out)
+    root, out = Path(corpus_dir), Path(output_dir)
     rows, problems = [], []
     for language in languages:
         for split in CSV_SPLITS:
@@ -92,3 +93,16 @@ def _column_key(name: str) -> str:
 def _prefixed(word: str, prefix: str) -> str:
     """``prefix + word`` for words; pauses and other silence labels as they are."""
     return word if word.strip().lower() in DEFAULT_SILENCE_LABELS else prefix + word.strip()
+
+
+register_recipe(
+    Recipe(
+        name="commonphone",
+        help="CommonPhone 1.0 (MAUS tiers MAU, ORT-MAU)",
+        prepare=prepare_commonphone,
+        options={
+            "corpus_dir": CliOption("folder of the language folders (en, de, ...)", flag="--root"),
+            "languages": CliOption("comma-separated, e.g. en,de"),
+        },
+    )
+)

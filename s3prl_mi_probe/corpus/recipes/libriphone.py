@@ -28,6 +28,7 @@ from s3prl_mi_probe.common.table import format_table
 from s3prl_mi_probe.corpus.frames import FRAME_SECONDS
 from s3prl_mi_probe.corpus.manifest import ManifestRow, write_manifest
 from s3prl_mi_probe.corpus.reader import read_audio_info
+from s3prl_mi_probe.corpus.recipes.registry import CliOption, Recipe, register_recipe
 from s3prl_mi_probe.corpus.textgrid import write_textgrid
 
 PHONES_FILE = "converted_aligned_phones.txt"
@@ -52,10 +53,10 @@ def phone_linear_split(lines: list[str], seed: int = TRAIN_DEV_SEED) -> tuple[li
     return shuffled[:cut], shuffled[cut:]
 
 
-def prepare_libriphone(phone_path: Path, libri_root: Path, out: Path) -> Path:
-    """Write ``out/manifest.tsv`` and one TextGrid per utterance for the ``frame_phone`` task.
+def prepare_libriphone(corpus_dir: Path, output_dir: Path, libri_root: Path) -> Path:
+    """Write ``output_dir/manifest.tsv`` and one TextGrid per utterance for the ``frame_phone`` task.
 
-    ``phone_path`` holds the three files above; ``libri_root`` is the LibriSpeech folder holding
+    ``corpus_dir`` holds the three files above; ``libri_root`` is the LibriSpeech folder holding
     ``train-clean-100/<speaker>/<chapter>/<id>.flac``. Splits: train and dev by
     :func:`phone_linear_split`, test from ``test_split.txt``. Each TextGrid has one ``phones`` tier
     whose intervals are the runs of equal labels on the 10 ms grid, labelled by the integer.
@@ -64,7 +65,7 @@ def prepare_libriphone(phone_path: Path, libri_root: Path, out: Path) -> Path:
     every problem; nothing is written then. Labels whose frame centre lies past the audio end (at
     most one frame) are left out and counted.
     """
-    phone_path, libri_root, out = Path(phone_path), Path(libri_root), Path(out)
+    phone_path, libri_root, out = Path(corpus_dir), Path(libri_root), Path(output_dir)
     problems = _missing_inputs(phone_path, libri_root)
     if problems:
         raise ProblemsFound(phone_path / PHONES_FILE, problems)
@@ -244,3 +245,18 @@ def _summary(rows: list[ManifestRow], grids: list, truncated: int, unused: int) 
     if unused:
         notes.append(f"{unused} labelled utterance(s) in no split file, not used")
     return "\n".join(notes)
+
+
+register_recipe(
+    Recipe(
+        name="libriphone",
+        help="s3prl's phone_linear frame labels of train-clean-100 (for the frame_phone task)",
+        prepare=prepare_libriphone,
+        options={
+            "corpus_dir": CliOption(
+                "folder of converted_aligned_phones.txt, train_split.txt, test_split.txt", flag="--phone-path"
+            ),
+            "libri_root": CliOption("LibriSpeech folder holding train-clean-100"),
+        },
+    )
+)

@@ -14,6 +14,7 @@ from s3prl_mi_probe.common.problems import Problem, ProblemsFound, unusable
 from s3prl_mi_probe.corpus.manifest import ManifestRow
 from s3prl_mi_probe.corpus.reader import Interval
 from s3prl_mi_probe.corpus.recipes.common import finish_recipe
+from s3prl_mi_probe.corpus.recipes.registry import CliOption, Recipe, register_recipe
 from s3prl_mi_probe.corpus.textgrid import write_textgrid
 
 # The 24 core test speakers (2 male, 1 female per dialect region DR1..DR8).
@@ -68,17 +69,17 @@ SPHERE_SAMPLE_TYPES = {2: (np.int16, "PCM_16"), 4: (np.int32, "PCM_32")}
 SPHERE_BYTE_ORDERS = {"01": "<", "10": ">"}
 
 
-def prepare_timit(root: Path, out: Path, fold_61_to_39: bool = False) -> Path:
-    """Write ``out/manifest.tsv``, ``out/wav/`` and ``out/grids/`` for TIMIT.
+def prepare_timit(corpus_dir: Path, output_dir: Path, fold_61_to_39: bool = False) -> Path:
+    """Write ``output_dir/manifest.tsv``, ``output_dir/wav/`` and ``output_dir/grids/`` for TIMIT.
 
-    Reads ``root/TRAIN|TEST/<dialect>/<speaker>/<utt>.WAV`` (NIST SPHERE, any case of names)
+    Reads ``corpus_dir/TRAIN|TEST/<dialect>/<speaker>/<utt>.WAV`` (NIST SPHERE, any case of names)
     with ``.PHN``/``.WRD`` beside it, skipping the SA sentences. TRAIN goes to train, the 24
     core test speakers to test, the 50 Kaldi dev speakers to dev; other TEST speakers are
     unused. Word intervals that overlap (TIMIT words may share a phone) meet at the overlap's
     middle. ``fold_61_to_39`` folds phones with ``FOLD_61_TO_39``. Missing label files and
     unreadable audio raise one ProblemsFound.
     """
-    root, out = Path(root), Path(out)
+    root, out = Path(corpus_dir), Path(output_dir)
     rows, problems, unused_speakers = [], [], []
     top_folders = {p.name.lower(): p for p in root.iterdir() if p.is_dir()} if root.is_dir() else {}
     for name in ("train", "test"):
@@ -225,3 +226,16 @@ def fold_phones(phones: list[Interval]) -> list[Interval]:
             start = folded.pop()[0]
         folded.append((start, end, label))
     return folded
+
+
+register_recipe(
+    Recipe(
+        name="timit",
+        help="TIMIT (NIST SPHERE, .PHN, .WRD): converted to WAV and TextGrids",
+        prepare=prepare_timit,
+        options={
+            "corpus_dir": CliOption("folder holding TRAIN and TEST", flag="--root"),
+            "fold_61_to_39": CliOption("fold the 61 phones to the standard 39", flag="--fold-39"),
+        },
+    )
+)
