@@ -66,9 +66,9 @@ class LayerProbes:
     ``polish_steps`` caps the convex polish.
 
     Learned attributes: ``classes_``, ``layers_``, ``probe_`` (the bank, one probe per layer),
-    ``standardizer_``, ``l2_``, ``fit_``, ``best_epoch_``, ``epochs_run_`` and ``train_passes_`` (per
-    layer, passes over train at the best dev round, when training stopped, and in all with the
-    polish), ``l2_candidates_`` (per layer, the strengths trained on all rows), ``num_train_segments_``,
+    ``standardizer_``, ``l2_``, ``fit_kind_`` (per layer, the fit kept: ``early_stop`` or ``converged``),
+    ``best_epoch_``, ``epochs_run_`` and ``train_passes_`` (per layer, passes over train at the best dev
+    round, when training stopped, and in all with the polish), ``l2_candidates_`` (per layer, the strengths trained on all rows), ``num_train_segments_``,
     ``memory_plan_``.
     """
 
@@ -215,7 +215,7 @@ class LayerProbes:
         self.best_epoch_ = _per_layer(best["best_epoch"], chosen)
         self.epochs_run_ = _per_layer(best["epochs_run"], chosen)
         self.train_passes_ = _per_layer(passes, chosen)
-        self.fit_ = [FITS[k] for k in fit.tolist()]
+        self.fit_kind_ = [FITS[k] for k in fit.tolist()]
         self.l2_candidates_, self.num_train_segments_, self.memory_plan_ = candidates, train.num_rows, plan
         return self
 
@@ -275,7 +275,7 @@ class LayerProbes:
         fitted = [
             {"l2": l2, "fit": fit, "best_epoch": best, "epochs_run": run, "train_passes": passes}
             for l2, fit, best, run, passes in zip(
-                self.l2_, self.fit_, self.best_epoch_, self.epochs_run_, self.train_passes_
+                self.l2_, self.fit_kind_, self.best_epoch_, self.epochs_run_, self.train_passes_
             )
         ]
         if source.num_rows == 0:

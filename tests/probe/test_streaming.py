@@ -76,7 +76,7 @@ def test_the_estimator_follows_scikit_learn_conventions(folder):
         "best_epoch_",
         "epochs_run_",
         "train_passes_",
-        "fit_",
+        "fit_kind_",
         "num_train_segments_",
     } <= set(learned)
     assert probes.num_train_segments_ == 3000 and probes.layers_ == [0, 1, 2]
