@@ -28,7 +28,7 @@ from s3prl_mi_probe.features.cache import LayerCache
 from s3prl_mi_probe.features.folder import REQUIRED_COLUMNS, ROWS_FILE, FeaturesFolder
 from s3prl_mi_probe.metrics.columns import present_columns
 from s3prl_mi_probe.probe.arrays import carve_dev
-from s3prl_mi_probe.probe.kinds import PROBE_KINDS
+from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, PROBE_KINDS
 from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS
 from s3prl_mi_probe.probe.source import RowSource
 from s3prl_mi_probe.probe.stopping import DEFAULT_TOL_BITS
@@ -41,7 +41,7 @@ EVALUATED_SPLITS = ("dev", "test")
 class ProbeSettings:
     """Which probes and analyses run on a features folder, and within what memory.
 
-    ``probes`` are probe kinds; ``hidden_dim`` the MLP width; ``control`` a control key (``segment``
+    ``probes`` are probe kinds; ``mlp_width`` the MLP width; ``control`` a control key (``segment``
     or, on a features folder, a rows.tsv column) or None; ``seeds`` how many seeds each probe is trained
     with; ``mdl`` and ``hard_margin`` switch those analyses on, the latter on at most
     ``hard_margin_rows`` train rows; ``memory_budget`` (bytes above the process's baseline, per
@@ -52,7 +52,7 @@ class ProbeSettings:
 
     device: str = "cpu"
     probes: tuple = ("linear",)
-    hidden_dim: int = 256
+    mlp_width: int = DEFAULT_MLP_WIDTH
     control: str | None = None
     seeds: int = 1
     mdl: bool = False
@@ -229,7 +229,7 @@ def _scored_control(source, controls):
 def _estimator_params(kind, settings, layers):
     return {
         "kind": kind,
-        "hidden_dim": settings.hidden_dim,
+        "mlp_width": settings.mlp_width,
         "device": settings.device,
         "memory_budget": settings.memory_budget,
         "tol_bits": settings.tol_bits,

@@ -19,7 +19,7 @@ import yaml
 
 from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskOptions
-from s3prl_mi_probe.probe.kinds import FINETUNE, known_probe_kinds
+from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, FINETUNE, known_probe_kinds
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 FORMAT = 1
@@ -136,7 +136,7 @@ def parse_protocol(text, source="<text>"):
         tasks=tasks,
         probes=probes,
         finetune_layers=tuple(finetune_layers) if isinstance(finetune_layers, list) else None,
-        mlp_width=_integer(data, "mlp_width", 256, 1, problems),
+        mlp_width=_integer(data, "mlp_width", DEFAULT_MLP_WIDTH, 1, problems),
         seeds=_integer(data, "seeds", 1, 1, problems),
         seed=seed,
         extraction=extraction,

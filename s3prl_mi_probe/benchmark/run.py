@@ -236,7 +236,7 @@ def _run_upstream(protocol, spec, task_names, tasks, manifests, out, device, cel
     settings = SweepSettings(
         device=device,
         probes=probes,
-        hidden_dim=protocol.mlp_width,
+        mlp_width=protocol.mlp_width,
         seeds=protocol.seeds,
         finetune_layers=protocol.finetune_layers,
         seed=protocol.seed,

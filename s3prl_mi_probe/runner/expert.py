@@ -34,7 +34,7 @@ from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, 
 from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
 from s3prl_mi_probe.metrics.columns import CONTROL_COLUMNS, METRIC_NAMES, present_columns
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
-from s3prl_mi_probe.probe.kinds import FINETUNE, build_probe_bank, probe_kind
+from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, FINETUNE, build_probe_bank, probe_kind
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
 from s3prl_mi_probe.report.notes import negative_bound_note
 from s3prl_mi_probe.report.tensorboard import scalar_tag
@@ -46,7 +46,7 @@ from s3prl_mi_probe.runner.patches import runner_checkpoint_step, runner_upstrea
 # What an evaluation batch records per probe (prefix "" or "control_"), per segment.
 _EVALUATION_RECORDS = ("ce_bits", "correct", "margins", "labels")
 LOADER_KEYS = {"manifest": None, "train_batch_size": 8, "eval_batch_size": 8, "num_workers": "auto"}
-PROBE_KEYS = {"probe": "linear", "mlp_width": 256, "control": None, "finetune_layers": None}
+PROBE_KEYS = {"probe": "linear", "mlp_width": DEFAULT_MLP_WIDTH, "control": None, "finetune_layers": None}
 
 
 def task_options_from_config(config):
@@ -163,7 +163,7 @@ class DownstreamExpert(nn.Module):
                 len(self.layer_ids),
                 upstream_dim,
                 num_classes,
-                hidden_dim=self.config["mlp_width"],
+                mlp_width=self.config["mlp_width"],
                 seed=self.options.seed,
             )
         from s3prl_mi_probe.finetune.probes import FinetuneProbes
