@@ -18,7 +18,8 @@ from pathlib import Path
 import yaml
 
 from s3prl_mi_probe.common.problems import Problem, ProblemsFound
-from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskOptions
+from s3prl_mi_probe.corpus.task import TaskOptions
+from s3prl_mi_probe.corpus.task_kinds import TASK_KINDS
 from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, FINETUNE, known_probe_kinds
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
@@ -190,13 +191,13 @@ def _corpora(section, problems):
 def _tasks(section, corpora, seed, problems):
     if not isinstance(section, dict) or not section:
         if section is not None:
-            problems.append(f"tasks must map task names ({', '.join(TIER_OF_TASK)}) to their corpus and options")
+            problems.append(f"tasks must map task names ({', '.join(TASK_KINDS)}) to their corpus and options")
         return {}
     tasks = {}
     for name, entry in section.items():
         where = f"tasks.{name}"
-        if name not in TIER_OF_TASK:
-            problems.append(f"{where}: unknown task (known: {', '.join(TIER_OF_TASK)})")
+        if name not in TASK_KINDS:
+            problems.append(f"{where}: unknown task (known: {', '.join(TASK_KINDS)})")
             continue
         entry = entry if isinstance(entry, dict) else {}
         if entry.get("corpus") not in corpora:

@@ -28,7 +28,6 @@ from tqdm import tqdm
 from s3prl_mi_probe.common.atomic import write_json_atomic
 from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.common.provenance import file_sha256
-from s3prl_mi_probe.corpus.frames import FRAME_TASKS
 from s3prl_mi_probe.corpus.task import build_task
 from s3prl_mi_probe.probe.kinds import FINETUNE
 from s3prl_mi_probe.report.tensorboard import run_folder_name
@@ -349,5 +348,5 @@ def _leaderboard_context(protocol):
         "description": protocol.description,
         "tasks": list(protocol.tasks),
         "primary_probe": protocol.primary_probe,
-        "sample_units": {task: "frames" if task in FRAME_TASKS else "segments" for task in protocol.tasks},
+        "sample_units": {task_name: options.kind.unit for task_name, (_, options) in protocol.tasks.items()},
     }

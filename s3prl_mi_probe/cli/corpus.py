@@ -20,7 +20,8 @@ from s3prl_mi_probe.cli.options import (
 )
 from s3prl_mi_probe.common.problems import ProblemsFound
 from s3prl_mi_probe.corpus.recipes.registry import OUTPUT_DIR, Recipe, RecipeArgument, all_recipes
-from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskOptions
+from s3prl_mi_probe.corpus.task import TaskOptions
+from s3prl_mi_probe.corpus.task_kinds import TASK_KINDS
 
 RECIPE_OPTION_TYPES = {Path: Path, str: str, int: int, float: float, list[str]: comma_list, tuple[str, ...]: comma_list}
 
@@ -35,7 +36,7 @@ def register_corpus_commands(commands: argparse._SubParsersAction) -> None:
     stats = commands.add_parser("stats", help="class counts, segment durations and what the filters drop")
     stats.add_argument("manifest", type=existing_file, metavar="MANIFEST")
     stats.add_argument(
-        "--task", choices=list(TIER_OF_TASK), default=TaskOptions().task, help="phone: tier 'phones'; word: 'words'"
+        "--task", choices=list(TASK_KINDS), default=TaskOptions().task, help="phone: tier 'phones'; word: 'words'"
     )
     stats.add_argument("--out", type=output_folder, help="also write OUT/stats.md and OUT/stats.png")
     add_task_filter_options(stats)

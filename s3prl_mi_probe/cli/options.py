@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 from s3prl_mi_probe.cli.parser import UsageError
-from s3prl_mi_probe.corpus.frames import FRAME_TASKS
 from s3prl_mi_probe.corpus.task import TASK_DEFAULT, TaskOptions, describe_task_default
+from s3prl_mi_probe.corpus.task_kinds import FRAME_TASK_NAMES
 from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH
 from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS, parse_size
 from s3prl_mi_probe.probe.stopping import DEFAULT_TOL_BITS
@@ -149,7 +149,7 @@ def non_negative_float(text):
 
 
 def add_task_filter_options(parser):
-    """The class and segment filters; the class filters' defaults depend on the task (``TASK_DEFAULTS``,
+    """The class and segment filters; the class filters' defaults depend on the task (``TaskKind.defaults``,
     the same for sweep, stats and the runner)."""
     defaults = TaskOptions()
     parser.add_argument(
@@ -203,8 +203,8 @@ def task_options(args):
     """
     if not args.min_duration < args.max_duration:
         raise UsageError(f"--min-duration {args.min_duration} must be below --max-duration {args.max_duration}")
-    if args.frames_per_utterance is not None and args.task not in FRAME_TASKS:
-        raise UsageError(f"--frames-per-utterance applies to the frame tasks ({', '.join(FRAME_TASKS)}) only")
+    if args.frames_per_utterance is not None and args.task not in FRAME_TASK_NAMES:
+        raise UsageError(f"--frames-per-utterance applies to the frame tasks ({', '.join(FRAME_TASK_NAMES)}) only")
     return TaskOptions(
         task=args.task,
         min_count=args.min_count,

@@ -13,7 +13,7 @@ from s3prl_mi_probe.cli.options import (
     upstream_argument,
 )
 from s3prl_mi_probe.corpus.control import CONTROL_KEYS
-from s3prl_mi_probe.corpus.task import TIER_OF_TASK
+from s3prl_mi_probe.corpus.task_kinds import TASK_KINDS
 
 
 def register_sweep_command(commands):
@@ -34,7 +34,7 @@ def register_sweep_command(commands):
     )
     sweep.add_argument(
         "--task",
-        choices=list(TIER_OF_TASK),
+        choices=list(TASK_KINDS),
         required=True,
         help="phone: tier 'phones'; word: 'words'; frame_phone: one sample per labelled 10 ms frame of 'phones'",
     )

@@ -9,12 +9,12 @@ import numpy as np
 
 from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.corpus.frames import FRAME_TASKS
-from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskData, TaskOptions, build_task
+from s3prl_mi_probe.corpus.task import TaskData, TaskOptions, build_task
+from s3prl_mi_probe.corpus.task_kinds import TASK_KINDS
 
 # The segment tasks: a frame task reads the phones tier the phone task already checks.
 PERMISSIVE_OPTIONS = {
-    task: TaskOptions(task=task, min_count=1, max_classes=None) for task in TIER_OF_TASK if task not in FRAME_TASKS
+    name: TaskOptions(task=name, min_count=1, max_classes=None) for name, kind in TASK_KINDS.items() if not kind.frames
 }
 SUMMARY_COLUMNS = ["task", "split", "utterances", "speakers", "hours", "segments", "classes"]
 

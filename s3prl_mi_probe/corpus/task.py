@@ -12,14 +12,12 @@ import numpy as np
 from praatio import textgrid
 
 from s3prl_mi_probe.common.problems import Problem, ProblemsFound
-from s3prl_mi_probe.corpus.frames import FRAME_TASKS, frame_segments
+from s3prl_mi_probe.corpus.frames import frame_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS, Utterance, parse_manifest
 from s3prl_mi_probe.corpus.reader import interval_tiers, open_textgrid, read_audio_info
 from s3prl_mi_probe.corpus.splits import pick_fraction
+from s3prl_mi_probe.corpus.task_kinds import FRAME_TASK_NAMES, TASK_KINDS, WORD_TIER, TaskKind, task_kind
 
-DEFAULT_SILENCE_LABELS = ("", "sil", "sp", "spn", "<unk>", "h#", "pau", "epi", "<p:>", "(...)")
-TIER_OF_TASK = {"phone": "phones", "word": "words", **FRAME_TASKS}
-WORD_TIER = TIER_OF_TASK["word"]
 DROP_REASONS = ("silence", "too_short", "too_long", "rare_class")
 AUDIO_END_TOLERANCE = 0.010  # seconds an interval may run past the audio end (it is then clipped)
 _TIME_EPSILON = 1e-6  # absorbs decimal rounding of TextGrid times
@@ -27,31 +25,24 @@ _STRESS_DIGIT = re.compile(r"^([A-Za-z]+)[0-2]$")
 
 
 class _TaskDefault:
-    """The default of an option whose value depends on the task (see ``TASK_DEFAULTS``)."""
+    """The default of an option whose value depends on the task (its ``TaskKind.defaults``)."""
 
     def __repr__(self):
         return "the task's default"
 
 
 TASK_DEFAULT = _TaskDefault()
-# The class filters of each task, defined once: TaskOptions, the command line and the runner take them.
-# frame_phone scores every labelled frame, silence included, as s3prl's phone_linear does.
-TASK_DEFAULTS = {
-    "phone": {"min_count": 5, "max_classes": None, "fold_stress": True, "silence_labels": DEFAULT_SILENCE_LABELS},
-    "word": {"min_count": 20, "max_classes": 500, "fold_stress": False, "silence_labels": DEFAULT_SILENCE_LABELS},
-    "frame_phone": {"min_count": 1, "max_classes": None, "fold_stress": True, "silence_labels": ()},
-}
 
 
 def describe_task_default(name: str) -> str:
-    """``TASK_DEFAULTS`` of one option for help texts: ``"phone 5, word 20"`` (no cap is ``all``)."""
+    """The tasks' defaults of one option for help texts: ``"phone 5, word 20"`` (no cap is ``all``)."""
 
     def show(value):
         if value is None:
             return "all"
         return ("on" if value else "off") if isinstance(value, bool) else str(value)
 
-    return ", ".join(f"{task} {show(defaults[name])}" for task, defaults in TASK_DEFAULTS.items())
+    return ", ".join(f"{kind.name} {show(kind.defaults[name])}" for kind in TASK_KINDS.values())
 
 
 @dataclass(frozen=True)
@@ -59,7 +50,7 @@ class TaskOptions:
     """What to probe (``task``) and how segments are filtered, classes chosen and dev carved.
 
     ``min_count``, ``max_classes`` (None: no cap), ``fold_stress`` and ``silence_labels`` left at
-    ``TASK_DEFAULT`` take the task's values from ``TASK_DEFAULTS``; the instance holds the resolved values.
+    ``TASK_DEFAULT`` take the task's values (``task_kinds.TASK_KINDS``); the instance holds the resolved values.
     """
 
     task: str = "phone"
@@ -74,9 +65,7 @@ class TaskOptions:
     frames_per_utterance: int | None = None  # frame tasks: a seeded subset of each utterance's frames
 
     def __post_init__(self):
-        if self.task not in TIER_OF_TASK:
-            raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TIER_OF_TASK)}")
-        for name, value in TASK_DEFAULTS[self.task].items():
+        for name, value in task_kind(self.task).defaults.items():
             if getattr(self, name) is TASK_DEFAULT:
                 object.__setattr__(self, name, value)
         if self.min_count < 1:
@@ -89,12 +78,17 @@ class TaskOptions:
             raise ValueError(f"need 0 < min_duration < max_duration, got {self.min_duration} and {self.max_duration}")
         if not 0 < self.dev_fraction < 1:
             raise ValueError(f"dev_fraction must be between 0 and 1, got {self.dev_fraction}")
-        if self.frames_per_utterance is not None and (self.task not in FRAME_TASKS or self.frames_per_utterance < 1):
+        if self.frames_per_utterance is not None and (not self.kind.frames or self.frames_per_utterance < 1):
             raise ValueError(
                 f"frames_per_utterance must be at least 1 (all frames: null in a config), and only for the frame tasks "
-                f"({', '.join(FRAME_TASKS)}); got {self.frames_per_utterance} for task {self.task!r}"
+                f"({', '.join(FRAME_TASK_NAMES)}); got {self.frames_per_utterance} for task {self.task!r}"
             )
         object.__setattr__(self, "silence_labels", tuple(self.silence_labels))
+
+    @property
+    def kind(self) -> TaskKind:
+        """The task's :class:`~s3prl_mi_probe.corpus.task_kinds.TaskKind` (tier, frame or segment, defaults)."""
+        return TASK_KINDS[self.task]
 
     @cached_property
     def _silence_keys(self) -> frozenset[str]:
@@ -105,7 +99,7 @@ class TaskOptions:
         label = raw.strip()
         if label.lower() in self._silence_keys:
             return None
-        if self.fold_stress and TIER_OF_TASK[self.task] == "phones":
+        if self.fold_stress and self.kind.tier == "phones":
             label = _STRESS_DIGIT.sub(r"\1", label)
         return label
 
@@ -181,7 +175,7 @@ def build_task(manifest_path: str | Path, options: TaskOptions = TaskOptions()) 
     ProblemsFound; so are splits left without usable segments or with fewer than 2 classes.
     """
     manifest_path = Path(manifest_path)
-    tier_name = TIER_OF_TASK[options.task]
+    tier_name = options.kind.tier
     utterances, problems = parse_manifest(manifest_path)
     read: list[_LabelledUtterance] = []
     for utterance in utterances:
@@ -286,7 +280,7 @@ def _carve_dev(
 def _filter_segments(utterance: _LabelledUtterance, options: TaskOptions, dropped: Counter) -> _LabelledUtterance:
     """Drop silence and out-of-bounds durations (counting why), normalising labels; frame tasks take
     the labelled 10 ms frames instead (:mod:`s3prl_mi_probe.corpus.frames`)."""
-    if options.task in FRAME_TASKS:
+    if options.kind.frames:
         return frame_segments(utterance, options, dropped)
     keep, labels = [], []
     for start, end, raw in zip(utterance.starts, utterance.ends, utterance.labels):

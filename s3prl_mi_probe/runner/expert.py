@@ -30,7 +30,7 @@ from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
 from s3prl_mi_probe.common.table import format_table
 from s3prl_mi_probe.corpus.control import UNSEEN, control_labels, per_utterance, unscored_segments
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
-from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, pooling_of_task
+from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch
 from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
 from s3prl_mi_probe.metrics.columns import CONTROL_COLUMNS, METRIC_NAMES, present_columns
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
@@ -225,7 +225,7 @@ class DownstreamExpert(nn.Module):
         """Per utterance of a batch, its segment pooling matrix; all labels ``[S]``; control labels or None."""
         spans = [(starts, ends) for starts, ends, *_ in segments]
         matrices = batch_pooling_matrices(
-            spans, features.lengths.tolist(), self.upstream_rate, pooling_of_task(self.options.task)
+            spans, features.lengths.tolist(), self.upstream_rate, self.options.kind.pooling
         )
         labels = [torch.as_tensor(segment_labels, dtype=torch.long) for _, _, segment_labels, *_ in segments]
         controls = [torch.as_tensor(values, dtype=torch.long) for _, _, _, *control in segments for values in control]

@@ -9,7 +9,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from s3prl_mi_probe.common.atomic import write_json_atomic
-from s3prl_mi_probe.corpus.task import DEFAULT_SILENCE_LABELS, TaskOptions
+from s3prl_mi_probe.corpus.task import TaskOptions
+from s3prl_mi_probe.corpus.task_kinds import DEFAULT_SILENCE_LABELS
 from s3prl_mi_probe.metrics.columns import METRIC_COLUMNS, SWEEP_COLUMNS, TRAINING_COLUMNS
 from s3prl_mi_probe.report.compare import COMPARED_METRICS, compare_sweeps
 from s3prl_mi_probe.report.notes import NEGATIVE_BOUND_NOTE

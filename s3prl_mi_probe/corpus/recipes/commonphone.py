@@ -11,7 +11,7 @@ from s3prl_mi_probe.corpus.manifest import ManifestRow
 from s3prl_mi_probe.corpus.reader import read_audio_info
 from s3prl_mi_probe.corpus.recipes.common import convert_textgrid, finish_recipe
 from s3prl_mi_probe.corpus.recipes.registry import CliOption, Recipe, register_recipe
-from s3prl_mi_probe.corpus.task import DEFAULT_SILENCE_LABELS
+from s3prl_mi_probe.corpus.task_kinds import DEFAULT_SILENCE_LABELS
 
 CSV_SPLITS = ("train", "dev", "test")
 MAUS_TIERS = {"phones": "MAU", "words": "ORT-MAU"}
