@@ -26,11 +26,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from s3prl_mi_probe.common.atomic import write_json_atomic
+from s3prl_mi_probe.common.folder_names import run_folder_name
 from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.common.provenance import file_sha256
 from s3prl_mi_probe.corpus.task import build_task
 from s3prl_mi_probe.probe.kinds import FINETUNE
-from s3prl_mi_probe.report.tensorboard import run_folder_name
 
 STATE_FILE = "benchmark.json"
 CELL_FILE = "cell.json"
