@@ -17,6 +17,7 @@ from tqdm import tqdm
 from s3prl_mi_probe.analyses.hard_margin import sampled_hard_margins
 from s3prl_mi_probe.common.allocator import release_large_blocks
 from s3prl_mi_probe.common.device import check_device
+from s3prl_mi_probe.common.problems import unusable
 from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, package_versions
 from s3prl_mi_probe.common.table import format_table
@@ -24,10 +25,10 @@ from s3prl_mi_probe.common.threads import use_cpu_share
 from s3prl_mi_probe.corpus.control import UNSEEN, keyed_control_labels, unscored_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS
 from s3prl_mi_probe.features.cache import LayerCache
-from s3prl_mi_probe.features.folder import REQUIRED_COLUMNS, ROWS_FILE, FeaturesFolder, FeaturesFolderError
+from s3prl_mi_probe.features.folder import REQUIRED_COLUMNS, ROWS_FILE, FeaturesFolder
 from s3prl_mi_probe.metrics.columns import present_columns
 from s3prl_mi_probe.probe.arrays import carve_dev
-from s3prl_mi_probe.probe.kinds import PROBE_KINDS
+from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, PROBE_KINDS
 from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS
 from s3prl_mi_probe.probe.source import RowSource
 from s3prl_mi_probe.probe.stopping import DEFAULT_TOL_BITS
@@ -40,7 +41,7 @@ EVALUATED_SPLITS = ("dev", "test")
 class ProbeSettings:
     """Which probes and analyses run on a features folder, and within what memory.
 
-    ``probes`` are probe kinds; ``hidden_dim`` the MLP width; ``control`` a control key (``segment``
+    ``probes`` are probe kinds; ``mlp_width`` the MLP width; ``control`` a control key (``segment``
     or, on a features folder, a rows.tsv column) or None; ``seeds`` how many seeds each probe is trained
     with; ``mdl`` and ``hard_margin`` switch those analyses on, the latter on at most
     ``hard_margin_rows`` train rows; ``memory_budget`` (bytes above the process's baseline, per
@@ -51,7 +52,7 @@ class ProbeSettings:
 
     device: str = "cpu"
     probes: tuple = ("linear",)
-    hidden_dim: int = 256
+    mlp_width: int = DEFAULT_MLP_WIDTH
     control: str | None = None
     seeds: int = 1
     mdl: bool = False
@@ -97,7 +98,7 @@ def open_features_folder(root, progress=False):
     """The checked :class:`FeaturesFolder` at ``root``; an unfinished sweep cache is refused."""
     root = Path(root)
     if LayerCache.unfinished(root):
-        raise FeaturesFolderError(f"{root} is a sweep cache whose extraction did not finish: rerun the sweep")
+        raise unusable(root, "a sweep cache whose extraction did not finish: rerun the sweep")
     return FeaturesFolder(root, progress=progress)
 
 
@@ -228,7 +229,7 @@ def _scored_control(source, controls):
 def _estimator_params(kind, settings, layers):
     return {
         "kind": kind,
-        "hidden_dim": settings.hidden_dim,
+        "mlp_width": settings.mlp_width,
         "device": settings.device,
         "memory_budget": settings.memory_budget,
         "tol_bits": settings.tol_bits,
@@ -273,7 +274,7 @@ def run_probe(features_dir, out, settings=ProbeSettings(), upstream=None, task=N
     """Probe every layer of a features folder and write the sweep outputs into ``out``.
 
     Returns the rows (None on torchrun ranks > 0). A folder that cannot be probed raises one
-    :class:`FeaturesFolderError` listing every problem, before anything is written. ``upstream`` and
+    ``ProblemsFound`` listing every problem, before anything is written. ``upstream`` and
     ``task`` label the rows (default: the folder's meta.json, else its name and ``custom``).
     """
     from s3prl_mi_probe.report.outputs import write_sweep_outputs

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskOptions
-from s3prl_mi_probe.probe.kinds import FINETUNE, known_probe_kinds
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound
+from s3prl_mi_probe.corpus.task import TaskOptions
+from s3prl_mi_probe.corpus.task_kinds import TASK_KINDS
+from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, FINETUNE, known_probe_kinds
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 FORMAT = 1
@@ -41,14 +43,9 @@ SYNTHESIZE_KEYS = {"utterances", "seed"}
 _TASK_OPTION_KEYS = {field.name for field in fields(TaskOptions)} - {"task", "seed"}
 
 
-class ProtocolError(ValueError):
-    """Every problem found in one protocol file."""
-
-    def __init__(self, source, problems):
-        self.problems = list(problems)
-        super().__init__(
-            "\n".join([f"{len(self.problems)} problem(s) in protocol {source}:"] + [f"  {p}" for p in problems])
-        )
+def _protocol_problems(source, reasons):
+    """The error of a protocol file: every reason found in it, as one :class:`ProblemsFound`."""
+    return ProblemsFound(f"protocol {source}", [Problem(None, reason) for reason in reasons])
 
 
 @dataclass(frozen=True)
@@ -91,21 +88,21 @@ def shipped_protocols():
 
 
 def protocol_path(name_or_path):
-    """The file of a shipped protocol name, or the path given; ProtocolError when neither exists."""
+    """The file of a shipped protocol name, or the path given; ProblemsFound when neither exists."""
     path = Path(name_or_path)
     if path.is_file():
         return path
     shipped = PROTOCOL_DIR / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped
-    raise ProtocolError(
+    raise _protocol_problems(
         name_or_path,
         [f"no protocol file {path} and no shipped protocol of that name (shipped: {', '.join(shipped_protocols())})"],
     )
 
 
 def load_protocol(name_or_path):
-    """A checked :class:`Protocol` from a shipped name or a YAML path; ProtocolError lists every problem."""
+    """A checked :class:`Protocol` from a shipped name or a YAML path; ProblemsFound lists every problem."""
     path = protocol_path(name_or_path)
     text = path.read_text(encoding="utf-8")
     return parse_protocol(text, str(path))
@@ -116,9 +113,9 @@ def parse_protocol(text, source="<text>"):
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ProtocolError(source, [f"not valid YAML ({' '.join(str(error).split())})"]) from error
+        raise _protocol_problems(source, [f"not valid YAML ({' '.join(str(error).split())})"]) from error
     if not isinstance(data, dict):
-        raise ProtocolError(source, ["expected a mapping of the keys " + ", ".join(TOP_KEYS)])
+        raise _protocol_problems(source, ["expected a mapping of the keys " + ", ".join(TOP_KEYS)])
     problems = [f"missing key '{key}' ({TOP_KEYS[key]})" for key in REQUIRED_KEYS if key not in data]
     problems += [f"unknown key '{key}' (known: {', '.join(TOP_KEYS)})" for key in data if key not in TOP_KEYS]
     if data.get("format", FORMAT) != FORMAT:
@@ -140,7 +137,7 @@ def parse_protocol(text, source="<text>"):
         tasks=tasks,
         probes=probes,
         finetune_layers=tuple(finetune_layers) if isinstance(finetune_layers, list) else None,
-        mlp_width=_integer(data, "mlp_width", 256, 1, problems),
+        mlp_width=_integer(data, "mlp_width", DEFAULT_MLP_WIDTH, 1, problems),
         seeds=_integer(data, "seeds", 1, 1, problems),
         seed=seed,
         extraction=extraction,
@@ -149,7 +146,7 @@ def parse_protocol(text, source="<text>"):
         text=text,
     )
     if problems:
-        raise ProtocolError(source, problems)
+        raise _protocol_problems(source, problems)
     return protocol
 
 
@@ -194,13 +191,13 @@ def _corpora(section, problems):
 def _tasks(section, corpora, seed, problems):
     if not isinstance(section, dict) or not section:
         if section is not None:
-            problems.append(f"tasks must map task names ({', '.join(TIER_OF_TASK)}) to their corpus and options")
+            problems.append(f"tasks must map task names ({', '.join(TASK_KINDS)}) to their corpus and options")
         return {}
     tasks = {}
     for name, entry in section.items():
         where = f"tasks.{name}"
-        if name not in TIER_OF_TASK:
-            problems.append(f"{where}: unknown task (known: {', '.join(TIER_OF_TASK)})")
+        if name not in TASK_KINDS:
+            problems.append(f"{where}: unknown task (known: {', '.join(TASK_KINDS)})")
             continue
         entry = entry if isinstance(entry, dict) else {}
         if entry.get("corpus") not in corpora:

@@ -20,31 +20,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from s3prl_mi_probe.common.atomic import write_json_atomic
+from s3prl_mi_probe.common.folder_names import run_folder_name
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.common.provenance import file_sha256
-from s3prl_mi_probe.corpus.errors import CorpusError
-from s3prl_mi_probe.corpus.frames import FRAME_TASKS
 from s3prl_mi_probe.corpus.task import build_task
 from s3prl_mi_probe.probe.kinds import FINETUNE
-from s3prl_mi_probe.report.tensorboard import run_folder_name
 
 STATE_FILE = "benchmark.json"
 CELL_FILE = "cell.json"
 
 
-class BenchmarkError(ValueError):
-    """Why a benchmark cannot run, with every problem found."""
-
-    def __init__(self, problems):
-        self.problems = list(problems)
-        if len(self.problems) == 1:
-            super().__init__(self.problems[0])
-        else:
-            super().__init__("\n  ".join([f"{len(self.problems)} problems:", *self.problems]))
+def _cannot_run(out, problems):
+    """The error of a benchmark that cannot run into ``out``: every problem found."""
+    return ProblemsFound(f"the benchmark into {out}", problems)
 
 
 def run_benchmark(protocol, upstreams, out, device="cpu", manifests=None, added=(), progress=True):
@@ -53,20 +47,20 @@ def run_benchmark(protocol, upstreams, out, device="cpu", manifests=None, added=
 
     ``manifests`` ({corpus: path}) overrides the protocol's manifest paths. Every problem that keeps
     the run from starting (another protocol in ``out``, clashing upstream labels, missing manifests
-    with the command that makes each, corpus errors, folders to add that do not fit) is raised at
-    once as a BenchmarkError or CorpusError before any upstream is loaded.
+    with the command that makes each, corpus problems, folders to add that do not fit) is raised at
+    once as a ProblemsFound before any upstream is loaded.
     """
     from s3prl_mi_probe.report.leaderboard import write_leaderboard
 
     out = Path(out)
     _check_folder(out, protocol)
-    _check_labels(upstreams)
+    _check_labels(out, upstreams)
     incoming = plan_merge(out, protocol, added)
     arriving = {(record["upstream"], record["task"]): record for record, _, _ in incoming}
     todo = {spec.label: _pending_tasks(out, protocol, spec, arriving) for spec in upstreams}
     pending_tasks = {task for tasks in todo.values() for task in tasks}
     if pending_tasks:
-        _check_manifests(protocol, manifests or {}, pending_tasks)
+        _check_manifests(out, protocol, manifests or {}, pending_tasks)
     _claim_folder(out, protocol)
     copy_cells(out, incoming)
     if pending_tasks:
@@ -87,13 +81,12 @@ def _check_folder(out, protocol):
     if state_path.is_file():
         state = json.loads(state_path.read_text())
         if state["protocol_sha256"] != protocol.sha256:
-            raise BenchmarkError(
-                [
-                    f"{out} holds a benchmark of protocol {state['protocol']} ({state['protocol_source']}, sha256 "
-                    f"{state['protocol_sha256'][:12]}), not of {protocol.name} ({protocol.source}, sha256 "
-                    f"{protocol.sha256[:12]}): use another --out, or the protocol file it was run with"
-                ]
+            reason = (
+                f"holds a benchmark of protocol {state['protocol']} ({state['protocol_source']}, sha256 "
+                f"{state['protocol_sha256'][:12]}), not of {protocol.name} ({protocol.source}, sha256 "
+                f"{protocol.sha256[:12]}): use another --out, or the protocol file it was run with"
             )
+            raise _cannot_run(out, [Problem(out, reason)])
 
 
 def _claim_folder(out, protocol):
@@ -112,18 +105,22 @@ def _claim_folder(out, protocol):
     )
 
 
-def _check_labels(upstreams):
+def _check_labels(out, upstreams):
     folders = {}
     for spec in upstreams:
         folders.setdefault(run_folder_name(spec.label), []).append(spec.label)
     clashes = [labels for labels in folders.values() if len(labels) > 1]
     if clashes:
-        raise BenchmarkError(
+        raise _cannot_run(
+            out,
             [
-                f"upstreams {', '.join(labels)} would share one result folder: "
-                "give their checkpoints distinct file names"
+                Problem(
+                    None,
+                    f"upstreams {', '.join(labels)} would share one result folder: "
+                    "give their checkpoints distinct file names",
+                )
                 for labels in clashes
-            ]
+            ],
         )
 
 
@@ -160,11 +157,11 @@ def _pending_tasks(out, protocol, spec, arriving):
     return pending
 
 
-def _check_manifests(protocol, overrides, task_names):
-    """A BenchmarkError naming, for every missing manifest, the command that makes it (all at once)."""
+def _check_manifests(out, protocol, overrides, task_names):
+    """A ProblemsFound naming, for every missing manifest, the command that makes it (all at once)."""
     unknown = sorted(set(overrides) - set(protocol.corpora))
     problems = [
-        f"--manifest {name}=...: the protocol has no corpus {name!r} ({', '.join(protocol.corpora)})"
+        Problem(None, f"--manifest {name}=...: the protocol has no corpus {name!r} ({', '.join(protocol.corpora)})")
         for name in unknown
     ]
     for name in dict.fromkeys(protocol.tasks[task][0] for task in task_names):
@@ -173,12 +170,13 @@ def _check_manifests(protocol, overrides, task_names):
             continue
         manifest = Path(overrides.get(name, corpus.manifest))
         if not manifest.is_file():
-            problems.append(
+            reason = (
                 f"corpus {name!r}: manifest {manifest} not found; make it with\n    {corpus.prepare}\n  "
                 f"or point to it with --manifest {name}=PATH"
             )
+            problems.append(Problem(None, reason))
     if problems:
-        raise BenchmarkError(problems)
+        raise _cannot_run(out, problems)
 
 
 def corpus_manifests(protocol, out, overrides, task_names):
@@ -201,18 +199,20 @@ def corpus_manifests(protocol, out, overrides, task_names):
 
 
 def build_tasks(protocol, manifests, task_names):
-    """{task: TaskData} of ``task_names``; the corpus problems of all of them are raised together."""
-    tasks, errors = {}, []
+    """{task: TaskData} of ``task_names``; the corpus problems of all of them are raised together, each
+    reason led by its task, in one ProblemsFound naming the manifests that have problems."""
+    tasks, problems, failed = {}, [], []
     for name in protocol.tasks:
         if name not in task_names:
             continue
         corpus, options = protocol.tasks[name]
         try:
             tasks[name] = build_task(manifests[corpus], options)
-        except CorpusError as error:
-            errors.append(f"task {name}: {error}")
-    if errors:
-        raise BenchmarkError(errors)
+        except ProblemsFound as error:
+            problems += [replace(problem, reason=f"task {name}: {problem.reason}") for problem in error.problems]
+            failed.append(str(manifests[corpus]))
+    if problems:
+        raise ProblemsFound(", ".join(dict.fromkeys(failed)), problems)
     return tasks
 
 
@@ -235,7 +235,7 @@ def _run_upstream(protocol, spec, task_names, tasks, manifests, out, device, cel
     settings = SweepSettings(
         device=device,
         probes=probes,
-        hidden_dim=protocol.mlp_width,
+        mlp_width=protocol.mlp_width,
         seeds=protocol.seeds,
         finetune_layers=protocol.finetune_layers,
         seed=protocol.seed,
@@ -299,14 +299,15 @@ def plan_merge(out, protocol, folders):
     for folder in map(Path, folders):
         state_path = folder / STATE_FILE
         if not state_path.is_file():
-            problems.append(f"--add {folder}: no {STATE_FILE}, not a benchmark output folder")
+            problems.append(Problem(None, f"--add {folder}: no {STATE_FILE}, not a benchmark output folder"))
             continue
         state = json.loads(state_path.read_text())
         if state["protocol_sha256"] != protocol.sha256:
-            problems.append(
+            reason = (
                 f"--add {folder}: holds protocol {state['protocol']} (sha256 {state['protocol_sha256'][:12]}), "
                 f"not {protocol.name} (sha256 {protocol.sha256[:12]})"
             )
+            problems.append(Problem(None, reason))
             continue
         for record, source in finished_cells(folder, protocol):
             target = _cell_folder(out, record["upstream"], record["task"])
@@ -315,15 +316,16 @@ def plan_merge(out, protocol, folders):
             other = here or planned.get(target, (None,))[0]
             if other is not None and other["checkpoint_sha256"] != record["checkpoint_sha256"]:
                 where = out if here is not None else "another --add folder"
-                problems.append(
+                reason = (
                     f"--add {folder}: {record['upstream']} × {record['task']} is also in {where} with another "
                     f"checkpoint (sha256 {str(other['checkpoint_sha256'])[:12]} there, "
                     f"{str(record['checkpoint_sha256'])[:12]} here)"
                 )
+                problems.append(Problem(None, reason))
             elif here is None:
                 planned[target] = (record, source, target)
     if problems:
-        raise BenchmarkError(problems)
+        raise _cannot_run(out, problems)
     return list(planned.values())
 
 
@@ -346,5 +348,5 @@ def _leaderboard_context(protocol):
         "description": protocol.description,
         "tasks": list(protocol.tasks),
         "primary_probe": protocol.primary_probe,
-        "sample_units": {task: "frames" if task in FRAME_TASKS else "segments" for task in protocol.tasks},
+        "sample_units": {task_name: options.kind.unit for task_name, (_, options) in protocol.tasks.items()},
     }

@@ -53,9 +53,9 @@ def register_benchmark_command(commands):
 
 
 def _benchmark(args):
-    from s3prl_mi_probe.benchmark.protocol import ProtocolError, load_protocol
-    from s3prl_mi_probe.benchmark.run import BenchmarkError, run_benchmark
-    from s3prl_mi_probe.corpus.errors import CorpusError
+    from s3prl_mi_probe.benchmark.protocol import load_protocol
+    from s3prl_mi_probe.benchmark.run import run_benchmark
+    from s3prl_mi_probe.common.problems import ProblemsFound
     from s3prl_mi_probe.toolkit.distribution import require_s3prl
 
     if not args.upstream and not args.add:
@@ -66,7 +66,7 @@ def _benchmark(args):
         protocol = load_protocol(args.protocol)
         manifests = dict(args.manifest)
         outputs = run_benchmark(protocol, args.upstream, args.out, args.device, manifests, args.add)
-    except (ProtocolError, BenchmarkError, CorpusError, ValueError, FileNotFoundError) as error:
+    except (ProblemsFound, ValueError, FileNotFoundError) as error:
         return f"s3prl-mi-probe benchmark: {error}"
     print(outputs["markdown"].read_text())
     print(f"wrote {outputs['markdown']}, {outputs['csv'].name}, {outputs['html'].name}, plots/")

@@ -26,14 +26,14 @@ def register_demo_command(commands):
 
 
 def _demo(args):
-    from s3prl_mi_probe.corpus.errors import CorpusError
+    from s3prl_mi_probe.common.problems import ProblemsFound
     from s3prl_mi_probe.corpus.synthetic.espeak import EspeakUnavailable
     from s3prl_mi_probe.demo.job import run_demo
     from s3prl_mi_probe.features.upstream_spec import UpstreamUnavailable
 
     try:
         report = run_demo(args.out, upstreams=args.upstream, seed=args.seed, device=args.device)
-    except (CorpusError, ValueError, UpstreamUnavailable, EspeakUnavailable) as error:
+    except (ProblemsFound, ValueError, UpstreamUnavailable, EspeakUnavailable) as error:
         return f"s3prl-mi-probe demo: {error}"
     print(report.read_text())
     print(f"report: {report}")

@@ -9,8 +9,9 @@ import tempfile
 from pathlib import Path
 
 from s3prl_mi_probe.cli.parser import UsageError
-from s3prl_mi_probe.corpus.frames import FRAME_TASKS
 from s3prl_mi_probe.corpus.task import TASK_DEFAULT, TaskOptions, describe_task_default
+from s3prl_mi_probe.corpus.task_kinds import FRAME_TASK_NAMES
+from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH
 from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS, parse_size
 from s3prl_mi_probe.probe.stopping import DEFAULT_TOL_BITS
 
@@ -148,7 +149,7 @@ def non_negative_float(text):
 
 
 def add_task_filter_options(parser):
-    """The class and segment filters; the class filters' defaults depend on the task (``TASK_DEFAULTS``,
+    """The class and segment filters; the class filters' defaults depend on the task (``TaskKind.defaults``,
     the same for sweep, stats and the runner)."""
     defaults = TaskOptions()
     parser.add_argument(
@@ -202,8 +203,8 @@ def task_options(args):
     """
     if not args.min_duration < args.max_duration:
         raise UsageError(f"--min-duration {args.min_duration} must be below --max-duration {args.max_duration}")
-    if args.frames_per_utterance is not None and args.task not in FRAME_TASKS:
-        raise UsageError(f"--frames-per-utterance applies to the frame tasks ({', '.join(FRAME_TASKS)}) only")
+    if args.frames_per_utterance is not None and args.task not in FRAME_TASK_NAMES:
+        raise UsageError(f"--frames-per-utterance applies to the frame tasks ({', '.join(FRAME_TASK_NAMES)}) only")
     return TaskOptions(
         task=args.task,
         min_count=args.min_count,
@@ -239,7 +240,9 @@ def add_probe_options(parser, kinds, kinds_help, control_help, control_choices=N
         metavar="KIND",
         help=f"{kinds_help}; repeat or comma-separate for several curves",
     )
-    parser.add_argument("--mlp-width", type=positive_int, default=256, help="hidden units of mlp1/mlp2 probes")
+    parser.add_argument(
+        "--mlp-width", type=positive_int, default=DEFAULT_MLP_WIDTH, help="hidden units of mlp1/mlp2 probes"
+    )
     parser.add_argument("--control", metavar="KEY", choices=control_choices, help=control_help)
     parser.add_argument(
         "--seeds", type=positive_int, default=1, help="train every probe with this many seeds (mean, std)"
@@ -290,7 +293,7 @@ def probe_settings(args, default_kind="linear"):
         "hard_margin_rows": args.hard_margin_rows,
         "device": args.device,
         "probes": tuple(kind for kinds in args.probe or [[default_kind]] for kind in kinds),
-        "hidden_dim": args.mlp_width,
+        "mlp_width": args.mlp_width,
         "control": args.control,
         "seeds": args.seeds,
         "mdl": args.mdl,

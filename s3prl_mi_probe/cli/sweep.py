@@ -13,7 +13,7 @@ from s3prl_mi_probe.cli.options import (
     upstream_argument,
 )
 from s3prl_mi_probe.corpus.control import CONTROL_KEYS
-from s3prl_mi_probe.corpus.task import TIER_OF_TASK
+from s3prl_mi_probe.corpus.task_kinds import TASK_KINDS
 
 
 def register_sweep_command(commands):
@@ -34,7 +34,7 @@ def register_sweep_command(commands):
     )
     sweep.add_argument(
         "--task",
-        choices=list(TIER_OF_TASK),
+        choices=list(TASK_KINDS),
         required=True,
         help="phone: tier 'phones'; word: 'words'; frame_phone: one sample per labelled 10 ms frame of 'phones'",
     )
@@ -80,7 +80,7 @@ def _layer_list(text):
 
 
 def _sweep(args):
-    from s3prl_mi_probe.corpus.errors import CorpusError
+    from s3prl_mi_probe.common.problems import ProblemsFound
     from s3prl_mi_probe.features.upstream_spec import UpstreamUnavailable
     from s3prl_mi_probe.sweep import SweepSettings, run_sweep
 
@@ -96,7 +96,7 @@ def _sweep(args):
             cache_dir=args.cache_dir,
         )
         rows = run_sweep(args.upstream, args.manifest, task_options(args), args.out, settings)
-    except (CorpusError, ValueError, UpstreamUnavailable) as error:
+    except (ProblemsFound, ValueError, UpstreamUnavailable) as error:
         return f"s3prl-mi-probe sweep: {error}"
     if rows is not None:
         print(f"wrote {args.out}/sweep.csv, sweep.json, plots/, tb/")

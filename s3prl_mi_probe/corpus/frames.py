@@ -18,7 +18,6 @@ from dataclasses import replace
 import numpy as np
 
 FRAME_SECONDS = 0.010
-FRAME_TASKS = {"frame_phone": "phones"}  # frame task -> the TextGrid tier its labels come from
 _GRID_DECIMALS = 6  # frame positions are rounded to 1e-6 frame before ceil, absorbing float noise
 
 

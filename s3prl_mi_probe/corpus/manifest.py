@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s3prl_mi_probe.common.atomic import write_text_atomic
-from s3prl_mi_probe.corpus.errors import CorpusError, problem_at
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 
 REQUIRED_COLUMNS = ("id", "audio", "alignment", "split")
 SPLITS = ("train", "dev", "test")
@@ -36,29 +36,29 @@ class ManifestRow:
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
-    """Read a manifest; raise one CorpusError listing every problem found.
+    """Read a manifest; raise one ProblemsFound listing every problem found.
 
     Checks the header, each row's column count, empty fields, split names,
     duplicate ids and an empty manifest. Audio and alignment files are not opened.
     """
     utterances, problems = parse_manifest(path)
     if problems:
-        raise CorpusError(path, problems)
+        raise ProblemsFound(path, problems)
     return utterances
 
 
-def parse_manifest(path: str | Path) -> tuple[list[Utterance], list[str]]:
+def parse_manifest(path: str | Path) -> tuple[list[Utterance], list[Problem]]:
     """The well-formed rows of a manifest and the problems of the others.
 
-    Raises CorpusError at once only when nothing can be read (no file, no header, no rows).
+    Raises ProblemsFound at once only when nothing can be read (no file, no header, no rows).
     """
     path = Path(path)
     if not path.is_file():
-        raise CorpusError(path, [problem_at(path, None, None, "manifest file not found")])
+        raise ProblemsFound(path, [Problem(path.name, "manifest file not found")])
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     rows = [(number, line.split("\t")) for number, line in enumerate(lines, start=1) if line.strip()]
     if not rows:
-        raise CorpusError(path, [problem_at(path, None, None, "manifest is empty (no header, no utterances)")])
+        raise ProblemsFound(path, [Problem(path.name, "manifest is empty (no header, no utterances)")])
 
     header_line, header = rows[0]
     header = [name.strip() for name in header]
@@ -70,17 +70,17 @@ def parse_manifest(path: str | Path) -> tuple[list[Utterance], list[str]]:
     if duplicated:
         header_problems.append(f"header repeats column(s) {', '.join(duplicated)}")
     if header_problems:
-        raise CorpusError(path, [problem_at(path, header_line, None, p) for p in header_problems])
+        raise ProblemsFound(path, [Problem(path.name, p, header_line) for p in header_problems])
     if len(rows) == 1:
-        raise CorpusError(path, [problem_at(path, header_line, None, "manifest has a header but no utterances")])
+        raise ProblemsFound(path, [Problem(path.name, "manifest has a header but no utterances", header_line)])
 
-    problems: list[str] = []
+    problems: list[Problem] = []
     utterances: list[Utterance] = []
     first_line_of_id: dict[str, int] = {}
     for number, fields in rows[1:]:
         if len(fields) != len(header):
             count = f"expected {len(header)} tab-separated columns, found {len(fields)}"
-            problems.append(problem_at(path, number, None, count))
+            problems.append(Problem(path.name, count, number))
             continue
         row = dict(zip(header, (field.strip() for field in fields)))
         utterance_id = row["id"]
@@ -91,7 +91,7 @@ def parse_manifest(path: str | Path) -> tuple[list[Utterance], list[str]]:
             row_problems.append(f"duplicate id '{utterance_id}' (first on line {first_line_of_id[utterance_id]})")
         elif utterance_id:
             first_line_of_id[utterance_id] = number
-        problems.extend(problem_at(path, number, utterance_id, p) for p in row_problems)
+        problems.extend(Problem(path.name, p, number, utterance_id) for p in row_problems)
         if not row_problems:
             utterances.append(
                 Utterance(

@@ -2,37 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.corpus.errors import CorpusError
-from s3prl_mi_probe.corpus.frames import FRAME_TASKS
-from s3prl_mi_probe.corpus.task import TIER_OF_TASK, TaskData, TaskOptions, build_task
+from s3prl_mi_probe.corpus.task import TaskData, TaskOptions, build_task
+from s3prl_mi_probe.corpus.task_kinds import TASK_KINDS
 
 # The segment tasks: a frame task reads the phones tier the phone task already checks.
 PERMISSIVE_OPTIONS = {
-    task: TaskOptions(task=task, min_count=1, max_classes=None) for task in TIER_OF_TASK if task not in FRAME_TASKS
+    name: TaskOptions(task=name, min_count=1, max_classes=None) for name, kind in TASK_KINDS.items() if not kind.frames
 }
 SUMMARY_COLUMNS = ["task", "split", "utterances", "speakers", "hours", "segments", "classes"]
 
 
-def build_tasks(manifest: str | Path) -> tuple[dict[str, TaskData], list[str]]:
+def build_tasks(manifest: str | Path) -> tuple[dict[str, TaskData], list[Problem]]:
     """Build every task with permissive options (``min_count=1``, no class cap).
 
     Returns the tasks that build and the problems of the others, deduplicated: a problem
-    every task found is listed once as is, the others are prefixed with their task.
+    every task found is listed once as is, the others' reasons start with their task.
     """
     tasks, found_by = {}, {}
     for task, options in PERMISSIVE_OPTIONS.items():
         try:
             tasks[task] = build_task(manifest, options)
-        except CorpusError as error:
+        except ProblemsFound as error:
             for problem in error.problems:
                 found_by.setdefault(problem, []).append(task)
     problems = [
-        problem if len(found) == len(PERMISSIVE_OPTIONS) else f"{'/'.join(found)} task: {problem}"
+        problem
+        if len(found) == len(PERMISSIVE_OPTIONS)
+        else replace(problem, reason=f"{'/'.join(found)} task: {problem.reason}")
         for problem, found in found_by.items()
     ]
     return tasks, problems

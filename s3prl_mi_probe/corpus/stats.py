@@ -14,8 +14,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from s3prl_mi_probe.common.atomic import write_bytes_atomic, write_text_atomic
+from s3prl_mi_probe.common.problems import ProblemsFound
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.corpus.errors import CorpusError
 from s3prl_mi_probe.corpus.task import DROP_REASONS, TaskData, TaskOptions, build_task
 
 TABLE_CLASSES = 40  # classes listed in the text table
@@ -37,7 +37,7 @@ def manifest_stats(manifest: str | Path, options: TaskOptions, out: Path | None 
     raw = build_task(manifest, unfiltered)
     try:
         filtered, filter_problem = build_task(manifest, options), None
-    except CorpusError as error:
+    except ProblemsFound as error:
         filtered, filter_problem = None, error
     labels, durations = _raw_segments(raw)
     is_speech = np.array([options.normalize_label(label) is not None for label in labels], dtype=bool)

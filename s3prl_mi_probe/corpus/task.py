@@ -9,19 +9,15 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import soundfile
 from praatio import textgrid
-from praatio.utilities.errors import PraatioException, TextgridStateError
 
-from s3prl_mi_probe.corpus.audio import audio_info
-from s3prl_mi_probe.corpus.errors import CorpusError, problem_at
-from s3prl_mi_probe.corpus.frames import FRAME_TASKS, frame_segments
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound
+from s3prl_mi_probe.corpus.frames import frame_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS, Utterance, parse_manifest
+from s3prl_mi_probe.corpus.reader import interval_tiers, open_textgrid, read_audio_info
 from s3prl_mi_probe.corpus.splits import pick_fraction
+from s3prl_mi_probe.corpus.task_kinds import FRAME_TASK_NAMES, TASK_KINDS, WORD_TIER, TaskKind, task_kind
 
-DEFAULT_SILENCE_LABELS = ("", "sil", "sp", "spn", "<unk>", "h#", "pau", "epi", "<p:>", "(...)")
-TIER_OF_TASK = {"phone": "phones", "word": "words", **FRAME_TASKS}
-WORD_TIER = TIER_OF_TASK["word"]
 DROP_REASONS = ("silence", "too_short", "too_long", "rare_class")
 AUDIO_END_TOLERANCE = 0.010  # seconds an interval may run past the audio end (it is then clipped)
 _TIME_EPSILON = 1e-6  # absorbs decimal rounding of TextGrid times
@@ -29,31 +25,24 @@ _STRESS_DIGIT = re.compile(r"^([A-Za-z]+)[0-2]$")
 
 
 class _TaskDefault:
-    """The default of an option whose value depends on the task (see ``TASK_DEFAULTS``)."""
+    """The default of an option whose value depends on the task (its ``TaskKind.defaults``)."""
 
     def __repr__(self):
         return "the task's default"
 
 
 TASK_DEFAULT = _TaskDefault()
-# The class filters of each task, defined once: TaskOptions, the command line and the runner take them.
-# frame_phone scores every labelled frame, silence included, as s3prl's phone_linear does.
-TASK_DEFAULTS = {
-    "phone": {"min_count": 5, "max_classes": None, "fold_stress": True, "silence_labels": DEFAULT_SILENCE_LABELS},
-    "word": {"min_count": 20, "max_classes": 500, "fold_stress": False, "silence_labels": DEFAULT_SILENCE_LABELS},
-    "frame_phone": {"min_count": 1, "max_classes": None, "fold_stress": True, "silence_labels": ()},
-}
 
 
 def describe_task_default(name: str) -> str:
-    """``TASK_DEFAULTS`` of one option for help texts: ``"phone 5, word 20"`` (no cap is ``all``)."""
+    """The tasks' defaults of one option for help texts: ``"phone 5, word 20"`` (no cap is ``all``)."""
 
     def show(value):
         if value is None:
             return "all"
         return ("on" if value else "off") if isinstance(value, bool) else str(value)
 
-    return ", ".join(f"{task} {show(defaults[name])}" for task, defaults in TASK_DEFAULTS.items())
+    return ", ".join(f"{kind.name} {show(kind.defaults[name])}" for kind in TASK_KINDS.values())
 
 
 @dataclass(frozen=True)
@@ -61,7 +50,7 @@ class TaskOptions:
     """What to probe (``task``) and how segments are filtered, classes chosen and dev carved.
 
     ``min_count``, ``max_classes`` (None: no cap), ``fold_stress`` and ``silence_labels`` left at
-    ``TASK_DEFAULT`` take the task's values from ``TASK_DEFAULTS``; the instance holds the resolved values.
+    ``TASK_DEFAULT`` take the task's values (``task_kinds.TASK_KINDS``); the instance holds the resolved values.
     """
 
     task: str = "phone"
@@ -76,9 +65,7 @@ class TaskOptions:
     frames_per_utterance: int | None = None  # frame tasks: a seeded subset of each utterance's frames
 
     def __post_init__(self):
-        if self.task not in TIER_OF_TASK:
-            raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TIER_OF_TASK)}")
-        for name, value in TASK_DEFAULTS[self.task].items():
+        for name, value in task_kind(self.task).defaults.items():
             if getattr(self, name) is TASK_DEFAULT:
                 object.__setattr__(self, name, value)
         if self.min_count < 1:
@@ -91,12 +78,17 @@ class TaskOptions:
             raise ValueError(f"need 0 < min_duration < max_duration, got {self.min_duration} and {self.max_duration}")
         if not 0 < self.dev_fraction < 1:
             raise ValueError(f"dev_fraction must be between 0 and 1, got {self.dev_fraction}")
-        if self.frames_per_utterance is not None and (self.task not in FRAME_TASKS or self.frames_per_utterance < 1):
+        if self.frames_per_utterance is not None and (not self.kind.frames or self.frames_per_utterance < 1):
             raise ValueError(
                 f"frames_per_utterance must be at least 1 (all frames: null in a config), and only for the frame tasks "
-                f"({', '.join(FRAME_TASKS)}); got {self.frames_per_utterance} for task {self.task!r}"
+                f"({', '.join(FRAME_TASK_NAMES)}); got {self.frames_per_utterance} for task {self.task!r}"
             )
         object.__setattr__(self, "silence_labels", tuple(self.silence_labels))
+
+    @property
+    def kind(self) -> TaskKind:
+        """The task's :class:`~s3prl_mi_probe.corpus.task_kinds.TaskKind` (tier, frame or segment, defaults)."""
+        return TASK_KINDS[self.task]
 
     @cached_property
     def _silence_keys(self) -> frozenset[str]:
@@ -107,7 +99,7 @@ class TaskOptions:
         label = raw.strip()
         if label.lower() in self._silence_keys:
             return None
-        if self.fold_stress and TIER_OF_TASK[self.task] == "phones":
+        if self.fold_stress and self.kind.tier == "phones":
             label = _STRESS_DIGIT.sub(r"\1", label)
         return label
 
@@ -176,27 +168,23 @@ class _LabelledUtterance:
     words: np.ndarray | None = None
 
 
-class _Unusable(Exception):
-    """A problem with one file, already phrased for the report."""
-
-
 def build_task(manifest_path: str | Path, options: TaskOptions = TaskOptions()) -> TaskData:
     """Read, check, filter and split the segments of ``options.task``.
 
     Every utterance is checked and all problems are raised together as one
-    CorpusError; so are splits left without usable segments or with fewer than 2 classes.
+    ProblemsFound; so are splits left without usable segments or with fewer than 2 classes.
     """
     manifest_path = Path(manifest_path)
-    tier_name = TIER_OF_TASK[options.task]
+    tier_name = options.kind.tier
     utterances, problems = parse_manifest(manifest_path)
     read: list[_LabelledUtterance] = []
     for utterance in utterances:
-        labelled, utterance_problems = _read_utterance(utterance, tier_name)
-        problems.extend(problem_at(manifest_path, utterance.line, utterance.id, p) for p in utterance_problems)
+        labelled, reasons = _read_utterance(utterance, tier_name)
+        problems.extend(Problem(manifest_path.name, reason, utterance.line, utterance.id) for reason in reasons)
         if labelled is not None:
             read.append(labelled)
     if problems:
-        raise CorpusError(manifest_path, problems)
+        raise ProblemsFound(manifest_path, problems)
 
     by_split = {split: [u for u in read if u.utterance.split == split] for split in SPLITS}
     dev_carved = not by_split["dev"]
@@ -214,31 +202,32 @@ def build_task(manifest_path: str | Path, options: TaskOptions = TaskOptions()) 
 
     problems = _split_problems(task, {split: len(u) for split, u in by_split.items()})
     if problems:
-        raise CorpusError(manifest_path, [problem_at(manifest_path, None, None, p) for p in problems])
+        raise ProblemsFound(manifest_path, [Problem(manifest_path.name, reason) for reason in problems])
     return task
 
 
 def _read_utterance(utterance: Utterance, tier_name: str) -> tuple[_LabelledUtterance | None, list[str]]:
-    """Check an utterance's audio and alignment; return its intervals clipped to the audio, or its problems."""
-    problems = []
+    """Check an utterance's audio and alignment; return its intervals clipped to the audio, or what is wrong
+    with them (each reason naming its file)."""
+    reasons = []
     try:
-        num_samples, sample_rate = _probe_audio(utterance.audio)
-    except _Unusable as problem:
-        problems.append(str(problem))
+        num_samples, sample_rate = read_audio_info(utterance.audio)
+    except ProblemsFound as error:
+        reasons += map(str, error.problems)
     try:
-        grid = _open_textgrid(utterance.alignment)
-        intervals = _interval_tier(grid, utterance.alignment, tier_name)
-    except _Unusable as problem:
-        problems.append(str(problem))
-    if problems:
-        return None, problems
+        grid = open_textgrid(utterance.alignment)
+        intervals = interval_tiers(grid, utterance.alignment, [tier_name])[tier_name]
+    except ProblemsFound as error:
+        reasons += map(str, error.problems)
+    if reasons:
+        return None, reasons
 
     audio_end = num_samples / sample_rate
     overshoot = [i for i in intervals if i.end - audio_end > AUDIO_END_TOLERANCE + _TIME_EPSILON]
     if overshoot:
         worst = max(overshoot, key=lambda interval: interval.end)
         return None, [
-            f"alignment {utterance.alignment}: {len(overshoot)} interval(s) of tier '{tier_name}' end more "
+            f"{utterance.alignment}: {len(overshoot)} interval(s) of tier '{tier_name}' end more "
             f"than {AUDIO_END_TOLERANCE * 1000:.0f} ms past the audio end ({audio_end:.3f} s); latest: "
             f"'{worst.label}' ends at {worst.end:.3f} s (+{(worst.end - audio_end) * 1000:.0f} ms)"
         ]
@@ -260,16 +249,6 @@ def _read_utterance(utterance: Utterance, tier_name: str) -> tuple[_LabelledUtte
     return labelled, []
 
 
-def _probe_audio(path: Path) -> tuple[int, int]:
-    """``(num_samples, sample_rate)`` of an audio file, or _Unusable saying why not."""
-    if not path.is_file():
-        raise _Unusable(f"audio {path}: file not found")
-    try:
-        return audio_info(path)
-    except soundfile.SoundFileError as error:
-        raise _Unusable(f"audio {path}: unreadable ({error})") from error
-
-
 def _enclosing_labels(tier, times: np.ndarray) -> np.ndarray:
     """Per time, the label of the interval of ``tier`` that contains it ('' where none does)."""
     labels = np.full(times.size, "", dtype=object)
@@ -277,43 +256,6 @@ def _enclosing_labels(tier, times: np.ndarray) -> np.ndarray:
         for entry in tier.entries:
             labels[(times >= entry.start) & (times < entry.end)] = entry.label.strip()
     return labels
-
-
-def _open_textgrid(path: Path):
-    """A parsed TextGrid, or _Unusable saying why not."""
-    if not path.is_file():
-        raise _Unusable(f"alignment {path}: file not found")
-    try:
-        grid = textgrid.openTextgrid(str(path), includeEmptyIntervals=False, reportingMode="silence")
-    except TextgridStateError as error:  # praatio rejects overlapping or reversed intervals
-        raise _Unusable(f"alignment {path}: invalid intervals ({_one_line(error)})") from error
-    except Exception as error:  # praatio's parser fails with IndexError, ParsingError, UnicodeError, ...
-        raise _Unusable(f"alignment {path}: malformed TextGrid ({_parse_failure(error)})") from error
-    return grid
-
-
-def _parse_failure(error: Exception) -> str:
-    """Why praatio could not read a TextGrid, in words (its own message where it gives one)."""
-    if isinstance(error, PraatioException):
-        return _one_line(error).rstrip(".")
-    if isinstance(error, UnicodeError):
-        return "not UTF-8 or UTF-16 text"
-    return "not in Praat's TextGrid format, or cut short"
-
-
-def _interval_tier(grid, path: Path, tier_name: str) -> list:
-    """The non-empty intervals of one tier of a parsed TextGrid, or _Unusable saying why not."""
-    if tier_name not in grid.tierNames:
-        present = ", ".join(f"'{name}'" for name in grid.tierNames) or "none"
-        raise _Unusable(f"alignment {path}: no '{tier_name}' tier (tiers present: {present})")
-    tier = grid.getTier(tier_name)
-    if not isinstance(tier, textgrid.IntervalTier):
-        raise _Unusable(f"alignment {path}: tier '{tier_name}' is a point tier, not an interval tier")
-    return list(tier.entries)
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split()) or "no details"
 
 
 def _carve_dev(
@@ -338,7 +280,7 @@ def _carve_dev(
 def _filter_segments(utterance: _LabelledUtterance, options: TaskOptions, dropped: Counter) -> _LabelledUtterance:
     """Drop silence and out-of-bounds durations (counting why), normalising labels; frame tasks take
     the labelled 10 ms frames instead (:mod:`s3prl_mi_probe.corpus.frames`)."""
-    if options.task in FRAME_TASKS:
+    if options.kind.frames:
         return frame_segments(utterance, options, dropped)
     keep, labels = [], []
     for start, end, raw in zip(utterance.starts, utterance.ends, utterance.labels):

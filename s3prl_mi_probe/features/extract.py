@@ -17,7 +17,7 @@ from s3prl_mi_probe.corpus.audio import SAMPLE_RATE, load_audio
 from s3prl_mi_probe.features.batching import length_sorted_batches
 from s3prl_mi_probe.features.cache import SPLIT_CODES, LayerCache, cache_key, key_inputs, rows_table
 from s3prl_mi_probe.features.hidden_states import describe_upstream, hidden_state_list
-from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, pooling_of_task, valid_frames
+from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, valid_frames
 
 MIN_SEGMENT_SAMPLES = 400  # one 25 ms frame: shorter segment audio is zero padded (audio slicing)
 
@@ -54,7 +54,7 @@ class Extractor:
 
     def cache_root(self, cache_dir, task, manifest_sha256):
         """The cache folder of this upstream, task and options."""
-        pooling = pooling_of_task(task.options.task)
+        pooling = task.options.kind.pooling
         if pooling == "centre" and self.slicing == "audio":
             raise ValueError(f"--slicing audio does not apply to the frame task {task.options.task!r}")
         inputs = key_inputs(
@@ -156,7 +156,7 @@ class Extractor:
 
     def _pool_in_context(self, chunk_items, task, layers, frame_counts):
         spans = [(utterance.starts, utterance.ends) for utterance, _ in chunk_items]
-        matrices = batch_pooling_matrices(spans, frame_counts, self.downsample_rate, pooling_of_task(task.options.task))
+        matrices = batch_pooling_matrices(spans, frame_counts, self.downsample_rate, task.options.kind.pooling)
         boundaries = np.cumsum([len(utterance.labels) for utterance, _ in chunk_items])[:-1]
         per_layer = [
             np.split(self._to_numpy(pool_batch(layer.float(), matrices).cpu()), boundaries) for layer in layers

@@ -10,7 +10,7 @@ Layout (README.md, "Features folders")::
 ``split`` is ``train``, ``dev`` or ``test`` (dev may be absent: it is then carved from train), ``label``
 any non-empty string. Optional columns: ``group`` (e.g. the speaker: a carved dev split takes whole
 groups) and control keys (e.g. ``speaker``, ``word_type``). Reading checks everything first and raises
-one :class:`FeaturesFolderError` that lists every problem found.
+one :class:`~s3prl_mi_probe.common.problems.ProblemsFound` that lists every problem found.
 """
 
 import json
@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from s3prl_mi_probe.common.atomic import write_text_atomic
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.corpus.manifest import SPLITS
 from s3prl_mi_probe.features.npy_rows import NpyRows
 
@@ -32,10 +33,6 @@ FEATURE_DTYPES = (np.dtype("float16"), np.dtype("float32"))
 REQUIRED_SPLITS = ("train", "test")
 SCAN_BYTES = 16 << 20  # rows read at a time when checking values
 EXAMPLES = 5  # line numbers shown per problem
-
-
-class FeaturesFolderError(ValueError):
-    """A features folder that cannot be probed; the message lists every problem."""
 
 
 def layer_file(root, layer):
@@ -73,13 +70,16 @@ def write_features_folder(root, layers, splits, labels, columns=None, meta=None)
 
 
 class _Problems(list):
-    """Problems found, each a line; ``note_rows`` folds many bad lines into one problem with examples."""
+    """:class:`Problem` s found; ``note_rows`` folds many bad lines of a file into one problem with examples."""
 
-    def note_rows(self, what, lines):
+    def note(self, reason, file=None):
+        self.append(Problem(file, reason))
+
+    def note_rows(self, file, what, lines):
         if lines:
             shown = ", ".join(str(line) for line in lines[:EXAMPLES])
             more = f" (and {len(lines) - EXAMPLES} more)" if len(lines) > EXAMPLES else ""
-            self.append(f"{what} on {len(lines)} line(s): {shown}{more}")
+            self.note(f"{what} on {len(lines)} line(s): {shown}{more}", file)
 
 
 class Column:
@@ -106,18 +106,17 @@ class FeaturesFolder:
         self.root = Path(root)
         problems = _Problems()
         if not self.root.is_dir():
-            raise FeaturesFolderError(f"features folder {self.root} does not exist")
+            raise ProblemsFound(f"features folder {self.root}", [Problem(self.root, "no such folder")])
         self.layers = self._open_layers(problems)
         self.columns = self._read_rows(problems)
         self.num_rows = len(self.columns["split"].codes) if "split" in self.columns else None
         for layer in self.layers:
             if self.num_rows is not None and len(layer) != self.num_rows:
-                problems.append(f"{layer.path.name}: {len(layer)} rows, but {ROWS_FILE} has {self.num_rows}")
+                problems.note(f"{len(layer)} rows, but {ROWS_FILE} has {self.num_rows}", layer.path.name)
         if check_values and self.layers:
             self._check_finite(problems, progress)
         if problems:
-            listed = "\n".join(f"  - {problem}" for problem in problems)
-            raise FeaturesFolderError(f"features folder {self.root} cannot be probed:\n{listed}")
+            raise ProblemsFound(f"features folder {self.root}", problems)
         meta_path = self.root / META_FILE
         self.meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         self.layer_dims = [layer.shape[1] for layer in self.layers]
@@ -147,23 +146,23 @@ class FeaturesFolder:
             if stem.isdigit():
                 indices[int(stem)] = path
         if not indices:
-            problems.append("no layer files (layer_000.npy, layer_001.npy, ...)")
+            problems.note("no layer files (layer_000.npy, layer_001.npy, ...)")
             return []
         missing = [layer_file(self.root, k).name for k in range(max(indices) + 1) if k not in indices]
         if missing:
-            problems.append(f"missing layer file(s) {', '.join(missing)} (layers are numbered from 000 without gaps)")
+            problems.note(f"missing layer file(s) {', '.join(missing)} (layers are numbered from 000 without gaps)")
         layers = []
         for index in sorted(indices):
             path = indices[index]
             try:
                 reader = NpyRows(path)
             except (OSError, ValueError) as error:
-                problems.append(f"{path.name}: not a readable .npy array ({error})")
+                problems.note(f"not a readable .npy array ({error})", path.name)
                 continue
             if len(reader.shape) != 2:
-                problems.append(f"{path.name}: shape {reader.shape}, expected [rows, dims]")
+                problems.note(f"shape {reader.shape}, expected [rows, dims]", path.name)
             elif reader.dtype not in FEATURE_DTYPES:
-                problems.append(f"{path.name}: dtype {reader.dtype}, expected float16 or float32")
+                problems.note(f"dtype {reader.dtype}, expected float16 or float32", path.name)
             else:
                 layers.append(reader)
         return layers
@@ -172,19 +171,20 @@ class FeaturesFolder:
         """Every column of rows.tsv as a :class:`Column`; problems appended, line by line."""
         path = self.root / ROWS_FILE
         if not path.is_file():
-            problems.append(f"no {ROWS_FILE} (header split<TAB>label, one line per row)")
+            problems.note(f"no {ROWS_FILE} (header split<TAB>label, one line per row)")
             return {}
         with open(path, encoding="utf-8") as stream:
             names = stream.readline().rstrip("\n").split("\t")
             absent = [name for name in REQUIRED_COLUMNS if name not in names]
             repeated = sorted({name for name in names if names.count(name) > 1})
             if absent or repeated:
-                problems.append(
-                    f"{ROWS_FILE} header {names}: "
+                problems.note(
+                    f"header {names}: "
                     + "; ".join(
                         ([f"missing column(s) {', '.join(absent)}"] if absent else [])
                         + ([f"repeated column(s) {', '.join(repeated)}"] if repeated else [])
-                    )
+                    ),
+                    ROWS_FILE,
                 )
                 return {}
             codes = [array("i") for _ in names]
@@ -197,12 +197,12 @@ class FeaturesFolder:
                     fields = (fields + [""] * len(names))[: len(names)]
                 for column, value in enumerate(fields):
                     codes[column].append(seen[column].setdefault(value, len(seen[column])))
-        problems.note_rows(f"{ROWS_FILE}: number of fields differs from the header's {len(names)}", wrong_width)
+        problems.note_rows(ROWS_FILE, f"number of fields differs from the header's {len(names)}", wrong_width)
         columns = {name: _sorted_column(codes[k], seen[k]) for k, name in enumerate(names)}
         self._check_splits(columns, problems)
         label = columns["label"]
         if label.values.size and label.values[0] == "":  # values are sorted: "" comes first
-            problems.note_rows(f"{ROWS_FILE}: empty label", list(np.flatnonzero(label.codes == 0) + 2))
+            problems.note_rows(ROWS_FILE, "empty label", list(np.flatnonzero(label.codes == 0) + 2))
         return columns
 
     def _check_splits(self, columns, problems):
@@ -211,13 +211,13 @@ class FeaturesFolder:
         known = np.array([value in SPLITS for value in split.values], dtype=bool)
         for code in np.flatnonzero(~known):
             lines = list(np.flatnonzero(split.codes == code) + 2)
-            problems.note_rows(f"{ROWS_FILE}: unknown split {split.values[code]!r} (use train, dev or test)", lines)
+            problems.note_rows(ROWS_FILE, f"unknown split {split.values[code]!r} (use train, dev or test)", lines)
         recode = np.array([SPLITS.index(value) if value in SPLITS else -1 for value in split.values], dtype=np.int8)
         columns["split"] = Column(recode[split.codes], np.array(SPLITS, dtype=object))
         present = set(recode[np.unique(split.codes)].tolist()) if split.codes.size else set()
         for name in REQUIRED_SPLITS:
             if SPLITS.index(name) not in present:
-                problems.append(f"{ROWS_FILE}: split {name!r} has no rows")
+                problems.note(f"split {name!r} has no rows", ROWS_FILE)
 
     def _check_finite(self, problems, progress):
         """Rows holding NaN or infinite values, per layer, as problems."""
@@ -230,7 +230,7 @@ class FeaturesFolder:
                 block = layer.read(slice(start, start + step))
                 bad.extend((np.flatnonzero(~np.isfinite(block).all(axis=1)) + start).tolist())
                 bar.update(block.shape[0])
-            problems.note_rows(f"{layer.path.name}: NaN or infinite values (rows.tsv lines)", [row + 2 for row in bad])
+            problems.note_rows(layer.path.name, "NaN or infinite values (rows.tsv lines)", [row + 2 for row in bad])
         bar.close()
 
 

@@ -1,22 +1,17 @@
 """Segment pooling: the representation of a labelled time segment from an upstream's frames.
 
-Two modes: ``mean`` (segments of the phone and word tasks) averages the frames whose centre lies
-in the segment; ``centre`` (frame tasks) takes the one frame that covers the segment's centre.
+Two modes (a task's ``TaskKind.pooling``): ``mean`` (segments of the phone and word tasks) averages
+the frames whose centre lies in the segment; ``centre`` (frame tasks) takes the one frame that covers
+the segment's centre.
 """
 
 import numpy as np
 import torch
 
 from s3prl_mi_probe.corpus.audio import SAMPLE_RATE
-from s3prl_mi_probe.corpus.frames import FRAME_TASKS
 
 POOLING_MODES = ("mean", "centre")
 _SAMPLE_EPSILON = 1e-6  # a centre on a frame boundary belongs to the later frame, despite float noise
-
-
-def pooling_of_task(task_name):
-    """The pooling mode of a task: ``centre`` for the frame tasks, ``mean`` for segment tasks."""
-    return "centre" if task_name in FRAME_TASKS else "mean"
 
 
 def valid_frames(num_samples, downsample_rate, available):

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from s3prl_mi_probe.corpus.audio import load_audio
 from s3prl_mi_probe.features.batching import length_sorted_batches
-from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pooling_of_task, valid_frames
+from s3prl_mi_probe.features.pooling import batch_pooling_matrices, valid_frames
 from s3prl_mi_probe.finetune.probes import FinetuneProbes
 from s3prl_mi_probe.finetune.upper_layers import hidden_states_with_lengths
 from s3prl_mi_probe.metrics.bounds import cross_entropy_bits
@@ -80,7 +80,7 @@ def train_finetune_probes(
     """Train ``probes`` in place with early stopping on dev; returns each probe's best epoch (0: untrained) and
     the epochs it ran."""
     train, dev = task.splits["train"], task.splits["dev"]
-    pooling = pooling_of_task(task.options.task)
+    pooling = task.options.kind.pooling
     members = list(range(len(probes.from_layers)))
     optimizer = torch.optim.Adam(
         [{"params": probes.uppers.parameters(), "lr": lr}, {"params": [probes.weight, probes.bias], "lr": head_lr}]
@@ -148,7 +148,7 @@ def finetune_rows(
     rows = []
     for split in ("dev", "test"):
         ce_bits, correct, margins, labels = evaluate_split(
-            probes, upstream, task.splits[split], batch_size, device, pooling=pooling_of_task(task.options.task)
+            probes, upstream, task.splits[split], batch_size, device, pooling=task.options.kind.pooling
         )
         metrics = layer_metrics(ce_bits, correct, margins, labels.numpy(), len(task.classes))
         for index, (layer, row) in enumerate(zip(probes.from_layers, metrics)):

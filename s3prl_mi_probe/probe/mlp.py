@@ -9,7 +9,7 @@ from s3prl_mi_probe.metrics.margin import geometric_margins
 
 
 class LayerwiseMLPProbe(nn.Module):
-    """P independent MLPs ``q(y|z_p) = softmax(W h_p + b)``, ``h_p`` after ``depth`` ReLU layers of ``hidden_dim``.
+    """P independent MLPs ``q(y|z_p) = softmax(W h_p + b)``, ``h_p`` after ``depth`` ReLU layers of ``mlp_width``.
 
     Parameters: ``hidden_weights[k] [P, D_k, H]`` and ``hidden_biases[k] [P, H]`` (``D_0`` is the input
     width), then the output layer ``weight [P, H, C]``, ``bias [P, C]``. Hidden weights start He-uniform,
@@ -19,17 +19,17 @@ class LayerwiseMLPProbe(nn.Module):
     can share the bank.
     """
 
-    def __init__(self, num_probes, input_dim, num_classes, hidden_dim=256, depth=1, seed=0):
+    def __init__(self, num_probes, input_dim, num_classes, mlp_width, depth=1, seed=0):
         super().__init__()
         if depth < 1:
             raise ValueError(f"an MLP probe needs at least one hidden layer, got depth={depth}")
         generator = torch.Generator().manual_seed(seed)
-        widths = [input_dim] + [hidden_dim] * depth
+        widths = [input_dim] + [mlp_width] * depth
         self.hidden_weights = nn.ParameterList(
-            nn.Parameter(he_uniform((num_probes, fan_in, hidden_dim), generator)) for fan_in in widths[:-1]
+            nn.Parameter(he_uniform((num_probes, fan_in, mlp_width), generator)) for fan_in in widths[:-1]
         )
-        self.hidden_biases = nn.ParameterList(nn.Parameter(torch.zeros(num_probes, hidden_dim)) for _ in range(depth))
-        self.weight = nn.Parameter(torch.zeros(num_probes, hidden_dim, num_classes))
+        self.hidden_biases = nn.ParameterList(nn.Parameter(torch.zeros(num_probes, mlp_width)) for _ in range(depth))
+        self.weight = nn.Parameter(torch.zeros(num_probes, mlp_width, num_classes))
         self.bias = nn.Parameter(torch.zeros(num_probes, num_classes))
 
     def hidden(self, features):

@@ -39,7 +39,7 @@ from s3prl_mi_probe.probe.bank_training import (
     polish_bank,
     train_bank,
 )
-from s3prl_mi_probe.probe.kinds import DEFAULT_HIDDEN_DIM, build_probe_bank, probe_kind
+from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, build_probe_bank, probe_kind
 from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, bank_state_bytes, plan_memory
 from s3prl_mi_probe.probe.rows import StreamedRows, load_rows
 from s3prl_mi_probe.probe.source import RowSource, as_source
@@ -58,7 +58,7 @@ class LayerProbes:
 
     Parameters: ``max_epochs``, ``batch_size``, ``patience``, ``lr`` and ``tol_bits`` (the dev gain in
     bits that counts as progress) drive Adam (see :mod:`~s3prl_mi_probe.probe.bank_training`);
-    ``hidden_dim`` is the width of MLP probes; ``seed`` fixes the dev carve, the row order and MLP weights;
+    ``mlp_width`` is the width of MLP probes; ``seed`` fixes the dev carve, the row order and MLP weights;
     ``memory_budget`` (bytes) bounds what training holds above the process's baseline; ``classes`` fixes
     the label set (default: the train labels);
     ``layers`` picks layers of the source by index (default: all; results do not depend on which
@@ -66,10 +66,10 @@ class LayerProbes:
     ``polish_steps`` caps the convex polish.
 
     Learned attributes: ``classes_``, ``layers_``, ``probe_`` (the bank, one probe per layer),
-    ``standardizer_``, ``l2_``, ``fit_``, ``best_epoch_``, ``epochs_run_`` and ``train_passes_`` (per
-    layer, passes over train at the best dev round, when training stopped, and in all with the
-    polish), ``l2_candidates_`` (per layer, the strengths trained on all rows), ``num_train_segments_``,
-    ``memory_plan_``.
+    ``standardizer_``, ``l2_``, ``fit_kind_`` (per layer, the fit kept: ``early_stop`` or ``converged``),
+    ``best_epoch_``, ``epochs_run_`` and ``train_passes_`` (per layer, passes over train at the best dev
+    round, when training stopped, and in all with the polish), ``l2_candidates_`` (per layer, the strengths
+    trained on all rows), ``num_train_segments_``, ``memory_plan_``.
     """
 
     def __init__(
@@ -80,7 +80,7 @@ class LayerProbes:
         batch_size=256,
         patience=DEFAULT_PATIENCE,
         lr=1e-2,
-        hidden_dim=DEFAULT_HIDDEN_DIM,
+        mlp_width=DEFAULT_MLP_WIDTH,
         seed=0,
         device="cpu",
         memory_budget=DEFAULT_MEMORY_BUDGET,
@@ -97,7 +97,7 @@ class LayerProbes:
         self.batch_size = batch_size
         self.patience = patience
         self.lr = lr
-        self.hidden_dim = hidden_dim
+        self.mlp_width = mlp_width
         self.seed = seed
         self.device = device
         self.memory_budget = memory_budget
@@ -205,7 +205,7 @@ class LayerProbes:
         bank_fits = [kind_kernel.to_bank(params) for params in fits]
         stacked = {name: torch.stack([params[name] for params in bank_fits]) for name in bank_fits[0]}
         picks = per_layer * num_candidates + chosen
-        fitted = build_probe_bank(self.kind, len(layers), train.dim, len(classes), self.hidden_dim, self.seed)
+        fitted = build_probe_bank(self.kind, len(layers), train.dim, len(classes), self.mlp_width, self.seed)
         fitted.load_state_dict(
             {name: value[fit.to(value.device), picks.to(value.device)] for name, value in stacked.items()}
         )
@@ -215,7 +215,7 @@ class LayerProbes:
         self.best_epoch_ = _per_layer(best["best_epoch"], chosen)
         self.epochs_run_ = _per_layer(best["epochs_run"], chosen)
         self.train_passes_ = _per_layer(passes, chosen)
-        self.fit_ = [FITS[k] for k in fit.tolist()]
+        self.fit_kind_ = [FITS[k] for k in fit.tolist()]
         self.l2_candidates_, self.num_train_segments_, self.memory_plan_ = candidates, train.num_rows, plan
         return self
 
@@ -245,11 +245,11 @@ class LayerProbes:
         """
         num_candidates = len(candidates[0])
         bank = build_probe_bank(
-            self.kind, len(layers) * num_candidates, train.dim, num_classes, self.hidden_dim, self.seed
+            self.kind, len(layers) * num_candidates, train.dim, num_classes, self.mlp_width, self.seed
         )
         if pilot is None:
             full = build_probe_bank(
-                self.kind, train.num_layers * num_candidates, train.dim, num_classes, self.hidden_dim, self.seed
+                self.kind, train.num_layers * num_candidates, train.dim, num_classes, self.mlp_width, self.seed
             )
             members = torch.tensor(
                 [train.layer_ids.index(layer) * num_candidates + k for layer in layers for k in range(num_candidates)]
@@ -275,7 +275,7 @@ class LayerProbes:
         fitted = [
             {"l2": l2, "fit": fit, "best_epoch": best, "epochs_run": run, "train_passes": passes}
             for l2, fit, best, run, passes in zip(
-                self.l2_, self.fit_, self.best_epoch_, self.epochs_run_, self.train_passes_
+                self.l2_, self.fit_kind_, self.best_epoch_, self.epochs_run_, self.train_passes_
             )
         ]
         if source.num_rows == 0:

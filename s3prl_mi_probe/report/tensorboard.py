@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tensorboardX import SummaryWriter
 
+from s3prl_mi_probe.common.folder_names import run_folder_name
 from s3prl_mi_probe.metrics.columns import METRIC_COLUMNS
 
 DOWNSTREAM_TAG = "mi_probe"
@@ -17,11 +18,6 @@ DOWNSTREAM_TAG = "mi_probe"
 def scalar_tag(split, metric, layer=None):
     """``mi_probe/<split>-<metric>``, or ``mi_probe/<split>-<metric>-layer_<k>`` for one layer of several."""
     return f"{DOWNSTREAM_TAG}/{split}-{metric}" + ("" if layer is None else f"-layer_{layer}")
-
-
-def run_folder_name(upstream):
-    """A folder name for an upstream label: ':' and '/' (and '\\') become '_'."""
-    return upstream.replace(":", "_").replace("/", "_").replace("\\", "_")
 
 
 def write_sweep_events(rows, tb_dir) -> dict:

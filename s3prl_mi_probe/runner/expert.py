@@ -30,11 +30,11 @@ from s3prl_mi_probe.common.provenance import file_sha256, input_provenance
 from s3prl_mi_probe.common.table import format_table
 from s3prl_mi_probe.corpus.control import UNSEEN, control_labels, per_utterance, unscored_segments
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
-from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch, pooling_of_task
+from s3prl_mi_probe.features.pooling import batch_pooling_matrices, pool_batch
 from s3prl_mi_probe.metrics.bounds import LN2, cross_entropy_bits
 from s3prl_mi_probe.metrics.columns import CONTROL_COLUMNS, METRIC_NAMES, present_columns
 from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
-from s3prl_mi_probe.probe.kinds import FINETUNE, build_probe_bank, probe_kind
+from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, FINETUNE, build_probe_bank, probe_kind
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
 from s3prl_mi_probe.report.notes import negative_bound_note
 from s3prl_mi_probe.report.tensorboard import scalar_tag
@@ -46,7 +46,7 @@ from s3prl_mi_probe.runner.patches import runner_checkpoint_step, runner_upstrea
 # What an evaluation batch records per probe (prefix "" or "control_"), per segment.
 _EVALUATION_RECORDS = ("ce_bits", "correct", "margins", "labels")
 LOADER_KEYS = {"manifest": None, "train_batch_size": 8, "eval_batch_size": 8, "num_workers": "auto"}
-PROBE_KEYS = {"probe": "linear", "mlp_width": 256, "control": None, "finetune_layers": None}
+PROBE_KEYS = {"probe": "linear", "mlp_width": DEFAULT_MLP_WIDTH, "control": None, "finetune_layers": None}
 
 
 def task_options_from_config(config):
@@ -77,7 +77,7 @@ def check_expert_config(downstream_expert):
 
     The keys, the task options, ``num_workers``, the probe kind, the manifest with every file it names
     (all problems at once) and the control key. Returns the config with its defaults, the TaskOptions, the
-    task and the control labels (None without ``control``); ValueError (a CorpusError for the corpus)
+    task and the control labels (None without ``control``); ValueError (a ProblemsFound for the corpus)
     saying what is wrong.
     """
     config = {**LOADER_KEYS, **PROBE_KEYS, **downstream_expert}
@@ -163,7 +163,7 @@ class DownstreamExpert(nn.Module):
                 len(self.layer_ids),
                 upstream_dim,
                 num_classes,
-                hidden_dim=self.config["mlp_width"],
+                mlp_width=self.config["mlp_width"],
                 seed=self.options.seed,
             )
         from s3prl_mi_probe.finetune.probes import FinetuneProbes
@@ -225,7 +225,7 @@ class DownstreamExpert(nn.Module):
         """Per utterance of a batch, its segment pooling matrix; all labels ``[S]``; control labels or None."""
         spans = [(starts, ends) for starts, ends, *_ in segments]
         matrices = batch_pooling_matrices(
-            spans, features.lengths.tolist(), self.upstream_rate, pooling_of_task(self.options.task)
+            spans, features.lengths.tolist(), self.upstream_rate, self.options.kind.pooling
         )
         labels = [torch.as_tensor(segment_labels, dtype=torch.long) for _, _, segment_labels, *_ in segments]
         controls = [torch.as_tensor(values, dtype=torch.long) for _, _, _, *control in segments for values in control]

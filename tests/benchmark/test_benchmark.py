@@ -156,7 +156,7 @@ def test_a_folder_of_another_protocol_is_refused(tmp_path, tiny_hubert):
 def test_missing_manifests_name_the_commands_that_make_them(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     message = main(["benchmark", "--protocol", "librispeech-v1", "--upstream", "fbank", "--out", "out"])
-    assert message.startswith("s3prl-mi-probe benchmark: 2 problems:")
+    assert message.startswith("s3prl-mi-probe benchmark: 2 problem(s) found in the benchmark into out:")
     assert "s3prl-mi-probe prepare librispeech" in message and "s3prl-mi-probe prepare libriphone" in message
     assert "--manifest librispeech=PATH" in message
     assert not list((tmp_path / "out").glob("runs/*"))

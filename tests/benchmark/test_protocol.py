@@ -2,8 +2,9 @@
 
 import pytest
 
-from s3prl_mi_probe.benchmark.protocol import ProtocolError, load_protocol, parse_protocol, shipped_protocols
+from s3prl_mi_probe.benchmark.protocol import load_protocol, parse_protocol, shipped_protocols
 from s3prl_mi_probe.cli import main
+from s3prl_mi_probe.common.problems import ProblemsFound
 
 
 def test_shipped_protocols_load_with_their_three_tasks():
@@ -34,7 +35,7 @@ probes: [finetune, svm]
 extraction: {dtype: int8, stride: 2}
 colour: blue
 """
-    with pytest.raises(ProtocolError) as error:
+    with pytest.raises(ProblemsFound) as error:
         parse_protocol(bad, "mine.yaml")
     message = str(error.value)
     expected = [
@@ -54,11 +55,11 @@ colour: blue
     ]
     for text in expected:
         assert text in message, text
-    assert message.startswith(f"{len(expected)} problem(s) in protocol mine.yaml:")
+    assert message.startswith(f"{len(expected)} problem(s) found in protocol mine.yaml:")
 
     path = tmp_path / "mine.yaml"
     path.write_text(bad)
     reply = main(["benchmark", "--protocol", str(path), "--upstream", "fbank", "--out", str(tmp_path / "out")])
     assert reply.startswith("s3prl-mi-probe benchmark: 13 problem(s)") and not (tmp_path / "out").exists()
     assert "no shipped protocol" in main(["benchmark", "--protocol", "nope-v9", "--upstream", "fbank", "--out", "x"])
-    assert "not valid YAML" in str(pytest.raises(ProtocolError, parse_protocol, "a: [").value)
+    assert "not valid YAML" in str(pytest.raises(ProblemsFound, parse_protocol, "a: [").value)

@@ -107,10 +107,10 @@ def test_probe_of_a_folder_that_is_not_a_features_folder(tmp_path, cli_in_proces
     result = cli_in_process("probe", tmp_path / "feats", "--out", tmp_path / "out")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     first, *problems = result.stderr.strip().splitlines()
-    assert first.startswith("s3prl-mi-probe probe: features folder") and first.endswith("cannot be probed:")
+    assert first == f"s3prl-mi-probe probe: 2 problem(s) found in features folder {tmp_path / 'feats'}:"
     assert problems == [
-        "  - no layer files (layer_000.npy, layer_001.npy, ...)",
-        "  - rows.tsv: split 'test' has no rows",
+        "  no layer files (layer_000.npy, layer_001.npy, ...)",
+        "  rows.tsv: split 'test' has no rows",
     ]
     assert not (tmp_path / "out").exists()
 

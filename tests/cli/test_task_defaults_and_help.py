@@ -7,7 +7,8 @@ import yaml
 
 from s3prl_mi_probe.cli import build_parser, main
 from s3prl_mi_probe.cli.options import task_options
-from s3prl_mi_probe.corpus.task import TASK_DEFAULTS, TaskOptions
+from s3prl_mi_probe.corpus.task import TaskOptions
+from s3prl_mi_probe.corpus.task_kinds import TASK_KINDS
 from s3prl_mi_probe.runner.expert import task_options_from_config
 from s3prl_mi_probe.runner.shipped_configs import config_path
 
@@ -24,16 +25,16 @@ def manifest(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("task", list(TASK_DEFAULTS))
+@pytest.mark.parametrize("task", list(TASK_KINDS))
 def test_sweep_stats_and_the_runner_configs_take_the_same_task_defaults(task, manifest):
     expected = TaskOptions(task=task)
-    assert {name: getattr(expected, name) for name in TASK_DEFAULTS[task]} == TASK_DEFAULTS[task]
+    defaults = TASK_KINDS[task].defaults  # the config's comment states the code's defaults
+    assert {name: getattr(expected, name) for name in defaults} == defaults
     sweep = parse("sweep", "--upstream", "fbank", "--manifest", manifest, "--task", task, "--out", manifest.parent)
     stats = parse("stats", manifest, "--task", task)
     assert task_options(sweep) == expected and task_options(stats) == expected
     config_text = config_path(task).read_text()
     assert task_options_from_config(yaml.safe_load(config_text)["downstream_expert"]) == expected
-    defaults = TASK_DEFAULTS[task]  # the config's comment states the code's defaults
     cap = "null" if defaults["max_classes"] is None else defaults["max_classes"]
     assert f"min_count {defaults['min_count']}" in config_text and f"max_classes {cap}" in config_text
 

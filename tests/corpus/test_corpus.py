@@ -10,8 +10,8 @@ import pytest
 import soundfile
 from praatio import textgrid
 
+from s3prl_mi_probe.common.problems import ProblemsFound
 from s3prl_mi_probe.corpus.audio import SAMPLE_RATE, audio_info, load_audio
-from s3prl_mi_probe.corpus.errors import CorpusError
 from s3prl_mi_probe.corpus.manifest import Utterance, read_manifest
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
 from s3prl_mi_probe.corpus.textgrid import write_textgrid
@@ -92,9 +92,9 @@ def test_read_manifest_reports_every_row_problem_with_its_line(tmp_path):
         "u4\td.wav\ttest\n"
         "u5\t\te.TextGrid\ttest\n"
     )
-    with pytest.raises(CorpusError) as caught:
+    with pytest.raises(ProblemsFound) as caught:
         read_manifest(manifest)
-    problems = caught.value.problems
+    problems = [str(problem) for problem in caught.value.problems]
     assert len(problems) == 4
     assert "m.tsv:3 (u2): unknown split 'valid'" in problems[0]
     assert "m.tsv:4 (u1): duplicate id 'u1' (first on line 2)" in problems[1]
@@ -106,7 +106,7 @@ def test_read_manifest_reports_every_row_problem_with_its_line(tmp_path):
 def test_read_manifest_requires_columns(tmp_path):
     manifest = tmp_path / "m.tsv"
     manifest.write_text("id\taudio\tsplit\nu1\ta.wav\ttrain\n")
-    with pytest.raises(CorpusError, match="m.tsv:1: header lacks required column.s. alignment"):
+    with pytest.raises(ProblemsFound, match="m.tsv:1: header lacks required column.s. alignment"):
         read_manifest(manifest)
 
 
@@ -114,7 +114,7 @@ def test_read_manifest_requires_columns(tmp_path):
 def test_empty_manifest_is_an_error(tmp_path, text):
     manifest = tmp_path / "m.tsv"
     manifest.write_text(text)
-    with pytest.raises(CorpusError, match="1 problem.s. found in .*m.tsv:\n.*(empty|no utterances)"):
+    with pytest.raises(ProblemsFound, match="1 problem.s. found in .*m.tsv:\n.*(empty|no utterances)"):
         build_task(manifest)
 
 
@@ -160,7 +160,7 @@ def test_build_task_reports_every_bad_file_together(tmp_path):
             phones[2] = (phones[2][0] - 0.02, phones[2][1], phones[2][2])
         write_textgrid(grid(index), tiers, duration)
 
-    with pytest.raises(CorpusError) as caught:
+    with pytest.raises(ProblemsFound) as caught:
         build_task(manifest)
     problems = caught.value.problems
     expected = {
@@ -173,10 +173,12 @@ def test_build_task_reports_every_bad_file_together(tmp_path):
     }
     assert len(problems) == len(expected)
     for problem, (index, (path, reason)) in zip(problems, expected.items()):
-        assert problem.startswith(f"manifest.tsv:{index + 2} (utt{index:03d}): ")
-        assert str(path) in problem and reason in problem
-    assert "+50 ms" in problems[4]
-    assert problems[2].endswith("malformed TextGrid (not in Praat's TextGrid format, or cut short)")  # no IndexError
+        assert (problem.file, problem.line, problem.utterance) == ("manifest.tsv", index + 2, f"utt{index:03d}")
+        assert str(problem).startswith(f"manifest.tsv:{index + 2} (utt{index:03d}): {path}: ")
+        assert reason in problem.reason
+    assert "+50 ms" in problems[4].reason
+    no_index_error = "malformed TextGrid (not in Praat's TextGrid format, or cut short)"
+    assert problems[2].reason.endswith(no_index_error)
 
 
 def test_overshoot_within_10ms_is_clipped_to_the_audio_end(tmp_path):
@@ -195,9 +197,9 @@ def test_overshoot_within_10ms_is_clipped_to_the_audio_end(tmp_path):
 def test_split_without_usable_segments_is_an_error(tmp_path):
     rows = [(f"tr{i}", "train", "s1", ["A", "B"] * 3) for i in range(2)]
     rows += [("dev0", "dev", "s1", ["A", "B"]), ("test0", "test", "s1", ["SIL", ("A", 0.01)])]
-    with pytest.raises(CorpusError) as caught:
+    with pytest.raises(ProblemsFound) as caught:
         build_task(write_label_corpus(tmp_path, rows))
-    (problem,) = caught.value.problems
+    (problem,) = map(str, caught.value.problems)
     assert "split 'test': no usable segments in 1 utterance(s)" in problem
     assert "silence=3, too_short=1" in problem
 
@@ -208,13 +210,13 @@ def test_split_with_a_single_class_is_an_error(tmp_path):
         ("dev0", "dev", "s1", ["A"] * 3),
         ("test0", "test", "s1", ["A", "B"]),
     ]
-    with pytest.raises(CorpusError, match="split 'dev': only 1 class among 3 usable segments"):
+    with pytest.raises(ProblemsFound, match="split 'dev': only 1 class among 3 usable segments"):
         build_task(write_label_corpus(tmp_path, rows))
 
 
 def test_missing_test_split_is_an_error(tmp_path):
     manifest = write_tone_corpus(tmp_path, splits=("train", "dev"))
-    with pytest.raises(CorpusError, match="split 'test': no utterances in the manifest"):
+    with pytest.raises(ProblemsFound, match="split 'test': no utterances in the manifest"):
         build_task(manifest)
 
 

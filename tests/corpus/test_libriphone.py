@@ -8,7 +8,7 @@ import pytest
 import soundfile
 
 from s3prl_mi_probe.cli import main
-from s3prl_mi_probe.corpus.errors import CorpusError
+from s3prl_mi_probe.common.problems import ProblemsFound
 from s3prl_mi_probe.corpus.manifest import read_manifest
 from s3prl_mi_probe.corpus.recipes.libriphone import label_runs, phone_linear_split, prepare_libriphone
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
@@ -61,7 +61,7 @@ def write_libriphone(root, utterances=30, test=6, blank_line=True, seed=0):
 def libriphone(tmp_path_factory):
     root = tmp_path_factory.mktemp("libriphone")
     phone, libri = write_libriphone(root)
-    manifest = prepare_libriphone(phone, libri, root / "out")
+    manifest = prepare_libriphone(phone, root / "out", libri)
     return phone, libri, manifest
 
 
@@ -135,8 +135,8 @@ def test_every_problem_is_listed_and_nothing_is_written(tmp_path):
     train_split = phone / "train_split.txt"
     train_split.write_text(train_split.read_text() + f"{ids[6]}\n bad id\n")  # listed twice; blanks inside
 
-    with pytest.raises(CorpusError) as error:
-        prepare_libriphone(phone, libri, tmp_path / "out")
+    with pytest.raises(ProblemsFound) as error:
+        prepare_libriphone(phone, tmp_path / "out", libri)
     message = str(error.value)
     for expected in [
         f"converted_aligned_phones.txt:2 ({ids[1]}): label 'x' is not an integer",
@@ -154,8 +154,8 @@ def test_every_problem_is_listed_and_nothing_is_written(tmp_path):
 
 def test_missing_inputs_are_named(tmp_path):
     (tmp_path / "phone").mkdir()
-    with pytest.raises(CorpusError) as error:
-        prepare_libriphone(tmp_path / "phone", tmp_path / "nowhere", tmp_path / "out")
+    with pytest.raises(ProblemsFound) as error:
+        prepare_libriphone(tmp_path / "phone", tmp_path / "out", tmp_path / "nowhere")
     message = str(error.value)
     for name in ("converted_aligned_phones.txt", "train_split.txt", "test_split.txt", "nowhere/train-clean-100"):
         assert f"{name}: f" in message, name

@@ -12,11 +12,12 @@ import soundfile
 from praatio import textgrid
 
 from s3prl_mi_probe.cli.corpus import register_corpus_commands
-from s3prl_mi_probe.corpus.errors import CorpusError
+from s3prl_mi_probe.common.problems import ProblemsFound
 from s3prl_mi_probe.corpus.manifest import read_manifest
 from s3prl_mi_probe.corpus.recipes.commonphone import prepare_commonphone
 from s3prl_mi_probe.corpus.recipes.librispeech import prepare_librispeech
-from s3prl_mi_probe.corpus.recipes.textgrids import InputProblem, prepare_textgrids
+from s3prl_mi_probe.corpus.recipes.registry import RECIPES, CliOption, Recipe, all_recipes, register_recipe
+from s3prl_mi_probe.corpus.recipes.textgrids import prepare_textgrids
 from s3prl_mi_probe.corpus.recipes.timit import (
     CORE_TEST_SPEAKERS,
     DEV_SPEAKERS,
@@ -70,7 +71,7 @@ def assert_both_tasks_build(manifest: Path) -> None:
 
 
 def problems_of(error: pytest.ExceptionInfo) -> str:
-    return "\n".join(error.value.problems)
+    return "\n".join(map(str, error.value.problems))
 
 
 # --- LibriSpeech ------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ def write_librispeech(root: Path, alignments: Path, unaligned: str = "19-198-000
 
 def test_librispeech_maps_splits_and_speakers_and_lists_unaligned(tmp_path, capsys):
     write_librispeech(tmp_path / "LibriSpeech", tmp_path / "mfa")
-    manifest = prepare_librispeech(tmp_path / "LibriSpeech", tmp_path / "mfa", list(LIBRI_UTTERANCES), tmp_path / "out")
+    manifest = prepare_librispeech(tmp_path / "LibriSpeech", tmp_path / "out", tmp_path / "mfa", list(LIBRI_UTTERANCES))
 
     assert manifest == tmp_path / "out" / "manifest.tsv"
     rows = manifest_rows(manifest)
@@ -121,12 +122,12 @@ def test_librispeech_reports_missing_splits_and_unreadable_audio_together(tmp_pa
     broken.write_bytes(b"not a flac file")
     junk_grid = tmp_path / "mfa" / "test-clean" / "1089" / "134686" / "1089-134686-0000.TextGrid"
     junk_grid.write_text("not a TextGrid")
-    with pytest.raises(CorpusError) as error:
+    with pytest.raises(ProblemsFound) as error:
         splits = [*LIBRI_UTTERANCES, "dev-other", "clean"]
-        prepare_librispeech(tmp_path / "LibriSpeech", tmp_path / "mfa", splits, tmp_path / "out")
+        prepare_librispeech(tmp_path / "LibriSpeech", tmp_path / "out", tmp_path / "mfa", splits)
     problems = problems_of(error)
     assert len(error.value.problems) == 5
-    assert f"{junk_grid}: unreadable TextGrid" in problems
+    assert f"{junk_grid}: malformed TextGrid" in problems
     assert f"{tmp_path / 'LibriSpeech' / 'dev-other'}: folder not found" in problems
     assert f"{tmp_path / 'mfa' / 'dev-other'}: folder not found" in problems
     assert f"{broken}: unreadable audio" in problems
@@ -157,7 +158,7 @@ def write_commonphone(root: Path) -> None:
 
 def test_commonphone_reads_csvs_in_any_column_order_and_converts_maus_tiers(tmp_path, capsys):
     write_commonphone(tmp_path / "cp")
-    manifest = prepare_commonphone(tmp_path / "cp", ["en", "de"], tmp_path / "out")
+    manifest = prepare_commonphone(tmp_path / "cp", tmp_path / "out", ["en", "de"])
 
     rows = manifest_rows(manifest)
     assert len(rows) == 12
@@ -181,12 +182,12 @@ def test_commonphone_lists_every_missing_or_broken_input(tmp_path):
     (root / "en" / "grids" / "common_voice_en_dev_1.TextGrid").unlink()
     write_grid(root / "de" / "grids" / "common_voice_de_test_0.TextGrid")  # tiers words/phones, not MAUS
     (root / "de" / "dev.csv").write_text("sentence,client_id\nhallo,x\n")
-    with pytest.raises(CorpusError) as error:
-        prepare_commonphone(root, ["en", "de", "fr"], tmp_path / "out")
+    with pytest.raises(ProblemsFound) as error:
+        prepare_commonphone(root, tmp_path / "out", ["en", "de", "fr"])
     problems = problems_of(error)
     assert f"{root / 'en' / 'wav' / 'common_voice_en_train_0.wav'}: audio file not found" in problems
     assert f"{root / 'en' / 'grids' / 'common_voice_en_dev_1.TextGrid'}: TextGrid not found" in problems
-    assert f"{root / 'de' / 'grids' / 'common_voice_de_test_0.TextGrid'}: no tier 'MAU', 'ORT-MAU'" in problems
+    assert f"{root / 'de' / 'grids' / 'common_voice_de_test_0.TextGrid'}: no 'MAU', 'ORT-MAU' tiers" in problems
     assert f"{root / 'de' / 'dev.csv'}: no audio file column" in problems
     assert f"{root / 'fr' / 'train.csv'}: split table not found" in problems
     assert len(error.value.problems) == 7  # fr: train, dev and test tables
@@ -317,7 +318,7 @@ def test_timit_reports_shorten_and_missing_label_files_together(tmp_path):
     shortened = root / "TRAIN" / "DR1" / "FCJF0" / "SI1027.WAV"
     shortened.write_bytes(sphere_bytes(np.zeros(10, np.int16), coding="pcm,embedded-shorten-v2.00"))
     (root / "TEST" / "DR1" / "MDAB0" / "SX127.WRD").unlink()
-    with pytest.raises(CorpusError) as error:
+    with pytest.raises(ProblemsFound) as error:
         prepare_timit(root, tmp_path / "out")
     assert len(error.value.problems) == 2
     problems = problems_of(error)
@@ -328,7 +329,7 @@ def test_timit_reports_shorten_and_missing_label_files_together(tmp_path):
 def test_read_sphere_rejects_other_files(tmp_path):
     riff = tmp_path / "riff.wav"
     write_audio(riff)
-    with pytest.raises(InputProblem, match="not a NIST SPHERE file"):
+    with pytest.raises(ProblemsFound, match="not a NIST SPHERE file"):
         read_sphere(riff)
 
 
@@ -346,7 +347,7 @@ def test_textgrids_splits_whole_speakers_and_converts_tier_names(tmp_path):
     write_folder_pair(tmp_path, word_tier="ort", phone_tier="phon")
     write_audio(tmp_path / "audio" / "spk0" / "unaligned.wav")
     manifest = prepare_textgrids(
-        tmp_path / "audio", tmp_path / "grids", tmp_path / "out", word_tier="ort", phone_tier="phon"
+        tmp_path / "audio", tmp_path / "out", tmp_path / "grids", word_tier="ort", phone_tier="phon"
     )
 
     utterances = read_manifest(manifest)
@@ -363,7 +364,7 @@ def test_textgrids_splits_whole_speakers_and_converts_tier_names(tmp_path):
 
 def test_textgrids_random_split_keeps_our_tiers_in_place(tmp_path):
     write_folder_pair(tmp_path, speakers=2, per_speaker=10)
-    manifest = prepare_textgrids(tmp_path / "audio", tmp_path / "grids", tmp_path / "out", split_by="random", seed=3)
+    manifest = prepare_textgrids(tmp_path / "audio", tmp_path / "out", tmp_path / "grids", split_by="random", seed=3)
     utterances = read_manifest(manifest)
     assert sorted(u.split for u in utterances).count("train") == 16
     assert all(u.speaker is None for u in utterances)
@@ -377,13 +378,13 @@ def test_textgrids_reports_grids_without_audio_and_files_outside_speaker_folders
     write_audio(tmp_path / "audio" / "loose.wav")
     write_grid(tmp_path / "grids" / "loose.TextGrid")
     write_grid(tmp_path / "grids" / "spk1" / "utt0.TextGrid", word_tier="ort")
-    with pytest.raises(CorpusError) as error:
-        prepare_textgrids(tmp_path / "audio", tmp_path / "grids", tmp_path / "out")
+    with pytest.raises(ProblemsFound) as error:
+        prepare_textgrids(tmp_path / "audio", tmp_path / "out", tmp_path / "grids")
     problems = problems_of(error)
     assert f"{tmp_path / 'grids' / 'spk9' / 'lost.TextGrid'}: TextGrid without audio" in problems
     assert f"{tmp_path / 'audio' / 'loose.wav'}: lies directly in" in problems
     wrong_tier = tmp_path / "grids" / "spk1" / "utt0.TextGrid"
-    assert f"{wrong_tier}: no tier 'words' (tiers present: 'ort', 'phones')" in problems
+    assert f"{wrong_tier}: no 'words' tier (tiers present: 'ort', 'phones')" in problems
     assert len(error.value.problems) == 3
 
 
@@ -416,14 +417,14 @@ def test_validate_lists_every_broken_file_once(tone_copy):
     (root / "utt003.TextGrid").write_text("not a TextGrid")
     tiers, duration = fixture_tiers()
     write_textgrid(root / "utt004.TextGrid", {"phones": tiers["phones"]}, duration)  # no words tier
-    with pytest.raises(CorpusError) as error:
+    with pytest.raises(ProblemsFound) as error:
         validate_manifest(tone_copy)
-    problems = error.value.problems
+    problems = [str(problem) for problem in error.value.problems]
     assert len(problems) == len(set(problems)) == 4
-    assert sum(f"{root / 'utt001.wav'}: file not found" in p for p in problems) == 1
+    assert sum(f"{root / 'utt001.wav'}: audio file not found" in p for p in problems) == 1
     assert any(f"{root / 'utt002.wav'}: unreadable" in p for p in problems)
     assert any(f"{root / 'utt003.TextGrid'}: malformed TextGrid" in p for p in problems)
-    assert any(p.startswith("word task:") and "utt004.TextGrid: no 'words' tier" in p for p in problems)
+    assert any("word task: " in p and "utt004.TextGrid: no 'words' tier" in p for p in problems)
 
 
 # --- subcommands ------------------------------------------------------------------------------
@@ -489,6 +490,33 @@ def test_subcommands(tmp_path, tone_copy, capsys):
 
     (tone_copy.parent / "utt000.wav").unlink()
     message = run_command("validate", tone_copy)
-    assert message.startswith("s3prl-mi-probe validate: 1 problem(s)") and "utt000.wav: file not found" in message
+    assert message.startswith("s3prl-mi-probe validate: 1 problem(s)") and "utt000.wav: audio file not found" in message
     message = run_command("prepare", "timit", "--root", tmp_path / "nowhere", "--out", tmp_path / "x")
     assert "no TRAIN folder" in message and "no TEST folder" in message
+
+
+def prepare_listing(corpus_dir: Path, output_dir: Path, suffix: str, limit: int = 2) -> Path:
+    """A recipe outside the package: lists up to ``limit`` files of ``corpus_dir`` ending in ``suffix``."""
+    names = sorted(path.name for path in corpus_dir.iterdir() if path.name.endswith(suffix))[:limit]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "listing.txt").write_text("\n".join(names))
+    return output_dir / "listing.txt"
+
+
+def test_a_registered_recipe_becomes_a_prepare_command(tmp_path, monkeypatch, capsys):
+    assert set(all_recipes()) == {"commonphone", "libriphone", "librispeech", "textgrids", "timit"}
+    options = {"corpus_dir": CliOption("the folder", flag="--folder"), "suffix": CliOption("file name ending")}
+    options["limit"] = CliOption("at most this many names")
+    monkeypatch.setitem(RECIPES, "listing", register_recipe(Recipe("listing", "list files", prepare_listing, options)))
+    for name in ("a.wav", "b.wav", "c.wav", "d.txt"):
+        (tmp_path / name).write_text("")
+    argv = ["prepare", "listing", "--folder", tmp_path, "--out", tmp_path / "out", "--suffix", ".wav"]
+    assert run_command(*argv, "--limit", "3") == 0
+    assert (tmp_path / "out" / "listing.txt").read_text() == "a.wav\nb.wav\nc.wav"
+    assert f"wrote {tmp_path / 'out' / 'listing.txt'}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # --suffix has no default: a required option
+        run_command(*argv[:-2])
+    with pytest.raises(TypeError, match="no command-line option for argument.s. suffix, limit"):
+        Recipe("listing", "list files", prepare_listing, {"corpus_dir": options["corpus_dir"]}).arguments()
+    with pytest.raises(TypeError, match="expected \\[corpus_dir, output_dir, ...\\]"):
+        register_recipe(Recipe("bad", "arguments in another order", lambda output_dir, corpus_dir: None))

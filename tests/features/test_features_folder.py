@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from s3prl_mi_probe.cli import main
+from s3prl_mi_probe.common.problems import ProblemsFound
 from s3prl_mi_probe.features import npy_rows
-from s3prl_mi_probe.features.folder import FeaturesFolder, FeaturesFolderError, write_features_folder
+from s3prl_mi_probe.features.folder import FeaturesFolder, write_features_folder
 from s3prl_mi_probe.features.npy_rows import NpyRows
 
 
@@ -60,7 +61,7 @@ def test_every_problem_of_a_bad_folder_is_listed_at_once(tmp_path):
     lines[3] = "train\t"  # an empty label
     lines[5] = "train\ta\textra"  # a field too many
     (root / "rows.tsv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(FeaturesFolderError) as caught:
+    with pytest.raises(ProblemsFound) as caught:
         FeaturesFolder(root)
     message = str(caught.value)
     for expected in (
@@ -77,13 +78,13 @@ def test_every_problem_of_a_bad_folder_is_listed_at_once(tmp_path):
 
 
 def test_a_folder_without_rows_tsv_or_layers_says_what_it_needs(tmp_path):
-    with pytest.raises(FeaturesFolderError) as caught:
+    with pytest.raises(ProblemsFound) as caught:
         FeaturesFolder(tmp_path)
     assert "no layer files (layer_000.npy" in str(caught.value) and "no rows.tsv (header split<TAB>label" in str(
         caught.value
     )
     (tmp_path / "rows.tsv").write_text("split\tclass\nsplit\n")
-    with pytest.raises(FeaturesFolderError, match=r"rows.tsv header \['split', 'class'\]: missing column\(s\) label"):
+    with pytest.raises(ProblemsFound, match=r"rows.tsv: header \['split', 'class'\]: missing column\(s\) label"):
         FeaturesFolder(tmp_path)
 
 
@@ -92,6 +93,7 @@ def test_probe_on_a_bad_folder_writes_nothing(tmp_path):
     (root / "layer_000.npy").unlink()
     message = main(["probe", str(root), "--out", str(tmp_path / "out")])
     assert (
-        message.startswith("s3prl-mi-probe probe: features folder") and "missing layer file(s) layer_000.npy" in message
+        message.startswith("s3prl-mi-probe probe: 1 problem(s) found in features folder")
+        and "missing layer file(s) layer_000.npy" in message
     )
     assert not (tmp_path / "out").exists()

@@ -7,8 +7,9 @@ import torch
 from s3prl_mi_probe.common.provenance import file_sha256
 from s3prl_mi_probe.corpus.audio import load_audio
 from s3prl_mi_probe.corpus.task import TaskOptions, build_task
+from s3prl_mi_probe.corpus.task_kinds import task_kind
 from s3prl_mi_probe.features.extract import Extractor
-from s3prl_mi_probe.features.pooling import centre_frame_indices, centre_pooling_matrix, pooling_of_task
+from s3prl_mi_probe.features.pooling import centre_frame_indices, centre_pooling_matrix
 from s3prl_mi_probe.features.upstream_spec import UpstreamSpec
 
 
@@ -29,7 +30,7 @@ def test_each_10ms_frame_takes_the_upstream_frame_covering_its_centre():
     assert centre_frame_indices(starts, ends, 3, 320).tolist() == [0, 0, 1, 1, 2, 2, 2, 2, 2, 2]
     matrix = centre_pooling_matrix(starts[:4], ends[:4], 5, 320)
     assert matrix.tolist() == [[1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 1, 0, 0, 0]]
-    assert pooling_of_task("frame_phone") == "centre" and pooling_of_task("phone") == "mean"
+    assert task_kind("frame_phone").pooling == "centre" and task_kind("phone").pooling == "mean"
 
 
 def _direct_hidden_states(spec, audio):

@@ -7,7 +7,7 @@ import torch
 from s3prl_mi_probe.probe.kinds import PROBE_KINDS, build_probe_bank
 from s3prl_mi_probe.probe.train import fit_layer_probes, probe_layers
 
-FAST = {"progress": False, "l2_grid": (1e-4, 1e-2), "hidden_dim": 16}
+FAST = {"progress": False, "l2_grid": (1e-4, 1e-2), "mlp_width": 16}
 
 
 def xor_classes(rng, num_rows, noise_dims=0):
@@ -53,8 +53,8 @@ def test_zero_padded_input_dimensions_are_harmless(xor_split):
 
 @pytest.mark.parametrize(("kind", "depth"), [("mlp1", 1), ("mlp2", 2)])
 def test_bank_shapes_follow_the_width_option_and_start_uniform(kind, depth):
-    bank = build_probe_bank(kind, 3, 5, 4, hidden_dim=8)
-    wider = build_probe_bank(kind, 3, 5, 4, hidden_dim=12)
+    bank = build_probe_bank(kind, 3, 5, 4, mlp_width=8)
+    wider = build_probe_bank(kind, 3, 5, 4, mlp_width=12)
     assert [tuple(weight.shape) for weight in bank.hidden_weights] == [(3, 5, 8)] + [(3, 8, 8)] * (depth - 1)
     assert [tuple(weight.shape) for weight in wider.hidden_weights] == [(3, 5, 12)] + [(3, 12, 12)] * (depth - 1)
     assert tuple(bank.weight.shape) == (3, 8, 4) and tuple(wider.weight.shape) == (3, 12, 4)
@@ -66,7 +66,7 @@ def test_bank_shapes_follow_the_width_option_and_start_uniform(kind, depth):
 
 
 def test_a_seed_fixes_the_bank_and_the_fit(xor_split):
-    first, again, other = (build_probe_bank("mlp2", 2, 3, 2, hidden_dim=8, seed=seed) for seed in (0, 0, 1))
+    first, again, other = (build_probe_bank("mlp2", 2, 3, 2, mlp_width=8, seed=seed) for seed in (0, 0, 1))
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters()))
     assert not torch.equal(first.hidden_weights[0], other.hidden_weights[0])
     assert not torch.equal(first.hidden_weights[0][0], first.hidden_weights[0][1])
@@ -76,7 +76,7 @@ def test_a_seed_fixes_the_bank_and_the_fit(xor_split):
 
 
 def test_margin_is_positive_exactly_where_the_probe_is_right():
-    bank = build_probe_bank("mlp2", 2, 6, 5, hidden_dim=10, seed=2)
+    bank = build_probe_bank("mlp2", 2, 6, 5, mlp_width=10, seed=2)
     with torch.no_grad():
         bank.weight.normal_(generator=torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(1)

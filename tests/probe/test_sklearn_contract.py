@@ -36,7 +36,7 @@ def test_clone_copies_the_parameters_and_none_of_the_fit():
     assert copy is not probes and copy.get_params(deep=True) == probes.get_params(deep=False)
     assert hasattr(probes, "classes_") and not any(name.endswith("_") for name in vars(copy))
     # A grid search by hand: each point a clone with its parameters set.
-    grid = ParameterGrid({"kind": ["linear", "mlp1"], "hidden_dim": [4]})
+    grid = ParameterGrid({"kind": ["linear", "mlp1"], "mlp_width": [4]})
     fitted = [clone(probes).set_params(**point).fit((layers, labels)) for point in grid]
     assert [model.kind for model in fitted] == ["linear", "mlp1"] and probes.kind == "linear"
     assert all(len(model.evaluate((layers, labels))) == 2 for model in fitted)
@@ -44,7 +44,7 @@ def test_clone_copies_the_parameters_and_none_of_the_fit():
 
 def test_set_params_sets_and_refuses_unknown_names():
     probes = LayerProbes()
-    assert probes.set_params(kind="mlp2", hidden_dim=16) is probes
-    assert (probes.kind, probes.hidden_dim) == ("mlp2", 16)
+    assert probes.set_params(kind="mlp2", mlp_width=16) is probes
+    assert (probes.kind, probes.mlp_width) == ("mlp2", 16)
     with pytest.raises(ValueError, match="no parameter hidden_width"):
         probes.set_params(hidden_width=16)

@@ -76,7 +76,7 @@ def test_the_estimator_follows_scikit_learn_conventions(folder):
         "best_epoch_",
         "epochs_run_",
         "train_passes_",
-        "fit_",
+        "fit_kind_",
         "num_train_segments_",
     } <= set(learned)
     assert probes.num_train_segments_ == 3000 and probes.layers_ == [0, 1, 2]
@@ -85,11 +85,11 @@ def test_the_estimator_follows_scikit_learn_conventions(folder):
 
 
 def test_layers_trained_apart_give_the_rows_of_layers_trained_together(folder):
-    together = LayerProbes(**FAST, kind="mlp1", hidden_dim=8, max_epochs=4).fit(folder).evaluate(folder)
+    together = LayerProbes(**FAST, kind="mlp1", mlp_width=8, max_epochs=4).fit(folder).evaluate(folder)
     apart = [
         row
         for layers in ([0, 2], [1])
-        for row in LayerProbes(**FAST, kind="mlp1", hidden_dim=8, max_epochs=4, layers=layers)
+        for row in LayerProbes(**FAST, kind="mlp1", mlp_width=8, max_epochs=4, layers=layers)
         .fit(folder)
         .evaluate(folder)
     ]

@@ -9,13 +9,15 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from s3prl_mi_probe.common.atomic import write_json_atomic
-from s3prl_mi_probe.corpus.task import DEFAULT_SILENCE_LABELS, TaskOptions
+from s3prl_mi_probe.common.folder_names import run_folder_name
+from s3prl_mi_probe.corpus.task import TaskOptions
+from s3prl_mi_probe.corpus.task_kinds import DEFAULT_SILENCE_LABELS
 from s3prl_mi_probe.metrics.columns import METRIC_COLUMNS, SWEEP_COLUMNS, TRAINING_COLUMNS
 from s3prl_mi_probe.report.compare import COMPARED_METRICS, compare_sweeps
 from s3prl_mi_probe.report.notes import NEGATIVE_BOUND_NOTE
 from s3prl_mi_probe.report.plots import layer_curve_figure, plot_layer_curves, plot_sweep
 from s3prl_mi_probe.report.rows import best_layers, read_sweep_csv, write_sweep_csv
-from s3prl_mi_probe.report.tensorboard import run_folder_name, write_sweep_events
+from s3prl_mi_probe.report.tensorboard import write_sweep_events
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 H_Y = {"phone": 5.123456789012345, "word": 7.654321098765432}

@@ -6,9 +6,12 @@ import csv
 from functools import partial
 from pathlib import Path
 
+from s3prl_mi_probe.common.problems import ProblemsFound, unusable
 from s3prl_mi_probe.corpus.manifest import ManifestRow
-from s3prl_mi_probe.corpus.recipes.common import InputProblem, check_audio, convert_textgrid, finish_recipe
-from s3prl_mi_probe.corpus.task import DEFAULT_SILENCE_LABELS
+from s3prl_mi_probe.corpus.reader import read_audio_info
+from s3prl_mi_probe.corpus.recipes.common import convert_textgrid, finish_recipe
+from s3prl_mi_probe.corpus.recipes.registry import CliOption, Recipe, register_recipe
+from s3prl_mi_probe.corpus.task_kinds import DEFAULT_SILENCE_LABELS
 
 CSV_SPLITS = ("train", "dev", "test")
 MAUS_TIERS = {"phones": "MAU", "words": "ORT-MAU"}
@@ -17,43 +20,43 @@ FILE_COLUMNS = ("audio file", "file name", "filename", "file", "path", "audio", 
 SPEAKER_COLUMNS = ("client id", "speaker id", "speaker", "id")
 
 
-def prepare_commonphone(root: Path, languages: list[str], out: Path) -> Path:
-    """Write ``out/manifest.tsv`` and ``out/grids/`` for the CommonPhone ``languages`` (e.g. ``en``, ``de``).
+def prepare_commonphone(corpus_dir: Path, output_dir: Path, languages: list[str]) -> Path:
+    """Write ``output_dir/manifest.tsv`` and ``output_dir/grids/`` for CommonPhone ``languages`` (``en``, ...).
 
-    Expects ``root/<lang>/{train,dev,test}.csv``, ``root/<lang>/wav/<name>.wav`` and
-    ``root/<lang>/grids/<name>.TextGrid`` with MAUS tiers ``MAU`` (phones) and ``ORT-MAU`` (words).
+    Expects ``corpus_dir/<lang>/{train,dev,test}.csv``, ``corpus_dir/<lang>/wav/<name>.wav`` and
+    ``corpus_dir/<lang>/grids/<name>.TextGrid`` with MAUS tiers ``MAU`` (phones) and ``ORT-MAU`` (words).
     Assumed CSV format: a header row, comma, semicolon or tab separated, in any column order,
     with the file in a column named like ``audio file`` (also ``audio_file``, ``file name``,
     ``filename``, ``file``, ``path``, ``audio``, ``wav``) and the speaker in one named like
     ``client id`` (also ``speaker id``, ``speaker``, ``id``). Only the file name's stem is used,
     so ``x.mp3``, ``x.wav`` and ``wav/x.wav`` all mean ``wav/x.wav``. Ids and word labels are
     prefixed with the language (``en_x``, ``en_the``); phone labels (SAMPA) and pauses are kept.
-    Missing or unreadable CSVs, audio and TextGrids raise one CorpusError listing them all.
+    Missing or unreadable CSVs, audio and TextGrids raise one ProblemsFound listing them all.
     """
-    root, out = Path(root), Path(out)
+    root, out = Path(corpus_dir), Path(output_dir)
     rows, problems = [], []
     for language in languages:
         for split in CSV_SPLITS:
             table = root / language / f"{split}.csv"
             try:
                 entries = _read_split_csv(table)
-            except InputProblem as problem:
-                problems.append(str(problem))
+            except ProblemsFound as error:
+                problems += error.problems
                 continue
             for stem, speaker in entries:
                 utterance_id = f"{language}_{stem}"
                 audio = root / language / "wav" / f"{stem}.wav"
                 alignment = out / "grids" / f"{utterance_id}.TextGrid"
                 try:
-                    check_audio(audio)
+                    read_audio_info(audio)
                     convert_textgrid(
                         root / language / "grids" / f"{stem}.TextGrid",
                         alignment,
                         MAUS_TIERS,
                         relabel={"words": partial(_prefixed, prefix=f"{language}_")},
                     )
-                except InputProblem as problem:
-                    problems.append(str(problem))
+                except ProblemsFound as error:
+                    problems += error.problems
                     continue
                 rows.append(ManifestRow(utterance_id, audio, alignment, split, speaker))
     return finish_recipe(root, out, rows, problems, notes=[])
@@ -62,7 +65,7 @@ def prepare_commonphone(root: Path, languages: list[str], out: Path) -> Path:
 def _read_split_csv(path: Path) -> list[tuple[str, str | None]]:
     """``(file stem, speaker or None)`` of each row of a CommonPhone split CSV."""
     if not path.is_file():
-        raise InputProblem(f"{path}: split table not found")
+        raise unusable(path, "split table not found")
     with path.open(newline="", encoding="utf-8-sig") as stream:
         header_line = stream.readline()
         delimiter = max(",;\t", key=header_line.count)
@@ -73,7 +76,7 @@ def _read_split_csv(path: Path) -> list[tuple[str, str | None]]:
         speaker_column = next((columns[key] for key in SPEAKER_COLUMNS if key in columns), None)
         if file_column is None:
             found = ", ".join(reader.fieldnames or []) or "none"
-            raise InputProblem(f"{path}: no audio file column (looked for {', '.join(FILE_COLUMNS)}; found: {found})")
+            raise unusable(path, f"no audio file column (looked for {', '.join(FILE_COLUMNS)}; found: {found})")
         entries = []
         for row in reader:
             name = (row[file_column] or "").strip()
@@ -90,3 +93,16 @@ def _column_key(name: str) -> str:
 def _prefixed(word: str, prefix: str) -> str:
     """``prefix + word`` for words; pauses and other silence labels as they are."""
     return word if word.strip().lower() in DEFAULT_SILENCE_LABELS else prefix + word.strip()
+
+
+register_recipe(
+    Recipe(
+        name="commonphone",
+        help="CommonPhone 1.0 (MAUS tiers MAU, ORT-MAU)",
+        prepare=prepare_commonphone,
+        options={
+            "corpus_dir": CliOption("folder of the language folders (en, de, ...)", flag="--root"),
+            "languages": CliOption("comma-separated, e.g. en,de"),
+        },
+    )
+)

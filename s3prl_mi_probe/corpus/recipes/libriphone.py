@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.corpus.errors import CorpusError
 from s3prl_mi_probe.corpus.frames import FRAME_SECONDS
 from s3prl_mi_probe.corpus.manifest import ManifestRow, write_manifest
-from s3prl_mi_probe.corpus.recipes.common import InputProblem, check_audio
+from s3prl_mi_probe.corpus.reader import read_audio_info
+from s3prl_mi_probe.corpus.recipes.registry import CliOption, Recipe, register_recipe
 from s3prl_mi_probe.corpus.textgrid import write_textgrid
 
 PHONES_FILE = "converted_aligned_phones.txt"
@@ -51,22 +53,22 @@ def phone_linear_split(lines: list[str], seed: int = TRAIN_DEV_SEED) -> tuple[li
     return shuffled[:cut], shuffled[cut:]
 
 
-def prepare_libriphone(phone_path: Path, libri_root: Path, out: Path) -> Path:
-    """Write ``out/manifest.tsv`` and one TextGrid per utterance for the ``frame_phone`` task.
+def prepare_libriphone(corpus_dir: Path, output_dir: Path, libri_root: Path) -> Path:
+    """Write ``output_dir/manifest.tsv`` and one TextGrid per utterance for the ``frame_phone`` task.
 
-    ``phone_path`` holds the three files above; ``libri_root`` is the LibriSpeech folder holding
+    ``corpus_dir`` holds the three files above; ``libri_root`` is the LibriSpeech folder holding
     ``train-clean-100/<speaker>/<chapter>/<id>.flac``. Splits: train and dev by
     :func:`phone_linear_split`, test from ``test_split.txt``. Each TextGrid has one ``phones`` tier
     whose intervals are the runs of equal labels on the 10 ms grid, labelled by the integer.
     Missing files, malformed lines, ids without labels or audio, ids listed twice, and label
-    counts that disagree with the audio length by more than a frame raise one CorpusError listing
+    counts that disagree with the audio length by more than a frame raise one ProblemsFound listing
     every problem; nothing is written then. Labels whose frame centre lies past the audio end (at
     most one frame) are left out and counted.
     """
-    phone_path, libri_root, out = Path(phone_path), Path(libri_root), Path(out)
+    phone_path, libri_root, out = Path(corpus_dir), Path(libri_root), Path(output_dir)
     problems = _missing_inputs(phone_path, libri_root)
     if problems:
-        raise CorpusError(phone_path / PHONES_FILE, problems)
+        raise ProblemsFound(phone_path / PHONES_FILE, problems)
     labels, problems = _read_phone_labels(phone_path / PHONES_FILE)
     train_lines, train_problems = _read_split_lines(phone_path / TRAIN_SPLIT_FILE)
     test_lines, test_problems = _read_split_lines(phone_path / TEST_SPLIT_FILE)
@@ -82,18 +84,19 @@ def prepare_libriphone(phone_path: Path, libri_root: Path, out: Path) -> Path:
     rows, grids, truncated = [], [], 0
     for utterance_id, (split, source) in tqdm(split_of.items(), desc="libriphone", unit="utt", leave=False):
         if utterance_id not in labels:
-            problems.append(f"{phone_path / source}: utterance '{utterance_id}' has no labels in {PHONES_FILE}")
+            problems.append(Problem(phone_path / source, f"utterance '{utterance_id}' has no labels in {PHONES_FILE}"))
             continue
         audio = _audio_path(libri_root, utterance_id)
         try:
-            num_samples, sample_rate = check_audio(audio)
-        except InputProblem as problem:
-            problems.append(f"{problem} (utterance '{utterance_id}' of {phone_path / source})")
+            num_samples, sample_rate = read_audio_info(audio)
+        except ProblemsFound as error:
+            of_utterance = f" (utterance '{utterance_id}' of {phone_path / source})"
+            problems += [replace(problem, reason=problem.reason + of_utterance) for problem in error.problems]
             continue
         frame_labels = labels[utterance_id]
         mismatch = _length_mismatch(frame_labels.size, num_samples, sample_rate)
         if mismatch:
-            problems.append(f"{audio}: '{utterance_id}': {mismatch}")
+            problems.append(Problem(audio, f"'{utterance_id}': {mismatch}"))
             continue
         duration = num_samples / sample_rate
         inside = int(np.ceil(duration / FRAME_SECONDS - 0.5))  # frames whose centre lies before the end
@@ -103,7 +106,7 @@ def prepare_libriphone(phone_path: Path, libri_root: Path, out: Path) -> Path:
         rows.append(ManifestRow(utterance_id, audio, grid, split, speaker))
         grids.append((grid, frame_labels[:inside], duration))
     if problems:
-        raise CorpusError(phone_path / PHONES_FILE, problems)
+        raise ProblemsFound(phone_path / PHONES_FILE, problems)
 
     for grid, frame_labels, duration in tqdm(grids, desc="write TextGrids", unit="utt", leave=False):
         write_textgrid(grid, {"phones": label_runs(frame_labels, duration)}, duration)
@@ -127,18 +130,18 @@ def label_runs(frame_labels: np.ndarray, duration: float) -> list[tuple[float, f
     ]
 
 
-def _missing_inputs(phone_path: Path, libri_root: Path) -> list[str]:
+def _missing_inputs(phone_path: Path, libri_root: Path) -> list[Problem]:
     missing = [
-        f"{path}: file not found"
+        Problem(path, "file not found")
         for path in (phone_path / name for name in (PHONES_FILE, TRAIN_SPLIT_FILE, TEST_SPLIT_FILE))
         if not path.is_file()
     ]
     if not (libri_root / SUBSET).is_dir():
-        missing.append(f"{libri_root / SUBSET}: folder not found (--libri-root is the folder holding {SUBSET})")
+        missing.append(Problem(libri_root / SUBSET, f"folder not found (--libri-root is the folder holding {SUBSET})"))
     return missing
 
 
-def _read_phone_labels(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+def _read_phone_labels(path: Path) -> tuple[dict[str, np.ndarray], list[Problem]]:
     """Per utterance id, its frame labels (int8); and the problems of malformed or repeated lines."""
     labels, problems, first_line = {}, [], {}
     with open(path) as stream:
@@ -147,39 +150,36 @@ def _read_phone_labels(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
             if not line.strip():
                 continue
             utterance_id, values = fields[0], fields[1:]
-            where = f"{path}:{number}"
             if not utterance_id or not values:
-                problems.append(f"{where}: expected '<utterance id> <label> <label> ...' separated by single spaces")
+                reason = "expected '<utterance id> <label> <label> ...' separated by single spaces"
+                problems.append(Problem(path, reason, number))
                 continue
             try:
                 frame_labels = np.array([int(value) for value in values], dtype=np.int64)
             except ValueError:
                 bad = next(value for value in values if not value.lstrip("-").isdigit())
-                problems.append(f"{where} ({utterance_id}): label {bad!r} is not an integer")
+                problems.append(Problem(path, f"label {bad!r} is not an integer", number, utterance_id))
                 continue
             outside = frame_labels[(frame_labels < 0) | (frame_labels >= NUM_CLASSES)]
             if outside.size:
-                problems.append(
-                    f"{where} ({utterance_id}): label {int(outside[0])} outside 0..{NUM_CLASSES - 1} "
-                    f"({outside.size} such label(s))"
-                )
+                reason = f"label {int(outside[0])} outside 0..{NUM_CLASSES - 1} ({outside.size} such label(s))"
+                problems.append(Problem(path, reason, number, utterance_id))
                 continue
             if utterance_id in first_line:
-                problems.append(
-                    f"{where}: utterance '{utterance_id}' repeated (first on line {first_line[utterance_id]})"
-                )
+                reason = f"utterance '{utterance_id}' repeated (first on line {first_line[utterance_id]})"
+                problems.append(Problem(path, reason, number))
                 continue
             first_line[utterance_id] = number
             labels[utterance_id] = frame_labels.astype(np.int8)
     return labels, problems
 
 
-def _read_split_lines(path: Path) -> tuple[list[str], list[str]]:
+def _read_split_lines(path: Path) -> tuple[list[str], list[Problem]]:
     """The lines of a split file as ``readlines`` gives them, and the problems of ids with blanks inside."""
     with open(path) as stream:
         lines = stream.readlines()
     problems = [
-        f"{path}:{number}: {line.rstrip(chr(10))!r} is not an utterance id (whitespace around or inside it)"
+        Problem(path, f"{line.rstrip(chr(10))!r} is not an utterance id (whitespace around or inside it)", number)
         for number, line in enumerate(lines, start=1)
         if line.strip() and (line.rstrip("\n") != line.strip() or len(line.split()) > 1)
     ]
@@ -191,10 +191,13 @@ def _ids(lines: list[str]) -> list[str]:
     return [line.rstrip("\n") for line in lines if line.strip()]
 
 
-def _duplicate_ids(train_lines: list[str], test_lines: list[str]) -> list[str]:
+def _duplicate_ids(train_lines: list[str], test_lines: list[str]) -> list[Problem]:
     counts = Counter(_ids([*train_lines, *test_lines]))
     repeated = sorted(utterance_id for utterance_id, count in counts.items() if count > 1)
-    return [f"utterance '{utterance_id}' is listed more than once in the split files" for utterance_id in repeated]
+    return [
+        Problem(None, f"utterance '{utterance_id}' is listed more than once in the split files")
+        for utterance_id in repeated
+    ]
 
 
 def _audio_path(libri_root: Path, utterance_id: str) -> Path:
@@ -242,3 +245,18 @@ def _summary(rows: list[ManifestRow], grids: list, truncated: int, unused: int) 
     if unused:
         notes.append(f"{unused} labelled utterance(s) in no split file, not used")
     return "\n".join(notes)
+
+
+register_recipe(
+    Recipe(
+        name="libriphone",
+        help="s3prl's phone_linear frame labels of train-clean-100 (for the frame_phone task)",
+        prepare=prepare_libriphone,
+        options={
+            "corpus_dir": CliOption(
+                "folder of converted_aligned_phones.txt, train_split.txt, test_split.txt", flag="--phone-path"
+            ),
+            "libri_root": CliOption("LibriSpeech folder holding train-clean-100"),
+        },
+    )
+)

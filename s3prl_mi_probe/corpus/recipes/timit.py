@@ -10,8 +10,11 @@ import numpy as np
 import soundfile
 
 from s3prl_mi_probe.common.atomic import write_bytes_atomic
+from s3prl_mi_probe.common.problems import Problem, ProblemsFound, unusable
 from s3prl_mi_probe.corpus.manifest import ManifestRow
-from s3prl_mi_probe.corpus.recipes.common import InputProblem, Interval, finish_recipe
+from s3prl_mi_probe.corpus.reader import Interval
+from s3prl_mi_probe.corpus.recipes.common import finish_recipe
+from s3prl_mi_probe.corpus.recipes.registry import CliOption, Recipe, register_recipe
 from s3prl_mi_probe.corpus.textgrid import write_textgrid
 
 # The 24 core test speakers (2 male, 1 female per dialect region DR1..DR8).
@@ -66,22 +69,22 @@ SPHERE_SAMPLE_TYPES = {2: (np.int16, "PCM_16"), 4: (np.int32, "PCM_32")}
 SPHERE_BYTE_ORDERS = {"01": "<", "10": ">"}
 
 
-def prepare_timit(root: Path, out: Path, fold_61_to_39: bool = False) -> Path:
-    """Write ``out/manifest.tsv``, ``out/wav/`` and ``out/grids/`` for TIMIT.
+def prepare_timit(corpus_dir: Path, output_dir: Path, fold_61_to_39: bool = False) -> Path:
+    """Write ``output_dir/manifest.tsv``, ``output_dir/wav/`` and ``output_dir/grids/`` for TIMIT.
 
-    Reads ``root/TRAIN|TEST/<dialect>/<speaker>/<utt>.WAV`` (NIST SPHERE, any case of names)
+    Reads ``corpus_dir/TRAIN|TEST/<dialect>/<speaker>/<utt>.WAV`` (NIST SPHERE, any case of names)
     with ``.PHN``/``.WRD`` beside it, skipping the SA sentences. TRAIN goes to train, the 24
     core test speakers to test, the 50 Kaldi dev speakers to dev; other TEST speakers are
     unused. Word intervals that overlap (TIMIT words may share a phone) meet at the overlap's
     middle. ``fold_61_to_39`` folds phones with ``FOLD_61_TO_39``. Missing label files and
-    unreadable audio raise one CorpusError.
+    unreadable audio raise one ProblemsFound.
     """
-    root, out = Path(root), Path(out)
+    root, out = Path(corpus_dir), Path(output_dir)
     rows, problems, unused_speakers = [], [], []
     top_folders = {p.name.lower(): p for p in root.iterdir() if p.is_dir()} if root.is_dir() else {}
     for name in ("train", "test"):
         if name not in top_folders:
-            problems.append(f"{root}: no {name.upper()} folder")
+            problems.append(Problem(root, f"no {name.upper()} folder"))
             continue
         for speaker_folder in sorted(p for p in top_folders[name].glob("*/*") if p.is_dir()):
             speaker = speaker_folder.name.lower()
@@ -94,8 +97,8 @@ def prepare_timit(root: Path, out: Path, fold_61_to_39: bool = False) -> Path:
                 utterance_id = f"{speaker}_{file_name.removesuffix('.wav')}"
                 try:
                     audio, alignment = _convert_utterance(files, file_name, utterance_id, out, fold_61_to_39)
-                except InputProblem as problem:
-                    problems.append(str(problem))
+                except ProblemsFound as error:
+                    problems += error.problems
                     continue
                 rows.append(ManifestRow(utterance_id, audio, alignment, split, speaker))
     notes = [f"{len(unused_speakers)} TEST speaker(s) outside the core test and dev sets, not used"]
@@ -116,7 +119,7 @@ def _convert_utterance(
     stem = file_name.removesuffix(".wav")
     missing = [f"{stem}{suffix}" for suffix in (".phn", ".wrd") if f"{stem}{suffix}" not in files]
     if missing:
-        raise InputProblem(f"{sphere}: no {' or '.join(m.upper() for m in missing)} beside it")
+        raise unusable(sphere, f"no {' or '.join(m.upper() for m in missing)} beside it")
     samples, sample_rate, subtype = read_sphere(sphere)
     phones = _read_label_file(files[f"{stem}.phn"], sample_rate)
     words = _meet_overlaps(_read_label_file(files[f"{stem}.wrd"], sample_rate))
@@ -139,36 +142,37 @@ def read_sphere(path: Path) -> tuple[np.ndarray, int, str]:
     The header (``NIST_1A``, its size, then ``name -type value`` lines up to ``end_head``) must give
     sample_count, sample_rate, sample_n_bytes (2 or 4) and sample_byte_format (01 little endian,
     10 big endian); channel_count defaults to 1 and sample_coding to pcm. Shorten-compressed files
-    and other codings raise InputProblem.
+    and other codings raise ProblemsFound.
     """
     data = path.read_bytes()
     if not data.startswith(b"NIST_1A"):
-        raise InputProblem(f"{path}: not a NIST SPHERE file (no NIST_1A header)")
+        raise unusable(path, "not a NIST SPHERE file (no NIST_1A header)")
     try:
         header_size = int(data[8:16])
     except ValueError:
-        raise InputProblem(f"{path}: SPHERE header size is not a number ({data[8:16]!r})") from None
+        raise unusable(path, f"SPHERE header size is not a number ({data[8:16]!r})") from None
     fields = _sphere_fields(data[16:header_size].decode("ascii", errors="replace"))
     missing = [name for name in REQUIRED_SPHERE_FIELDS if name not in fields]
     if missing:
-        raise InputProblem(f"{path}: SPHERE header lacks {', '.join(missing)}")
+        raise unusable(path, f"SPHERE header lacks {', '.join(missing)}")
     coding = fields.get("sample_coding", "pcm")
     if "shorten" in coding:
-        raise InputProblem(
-            f"{path}: shorten-compressed SPHERE ({coding}) is not supported; decompress it first (sph2pipe -f wav)"
+        raise unusable(
+            path, f"shorten-compressed SPHERE ({coding}) is not supported; decompress it first (sph2pipe -f wav)"
         )
     sample_bytes, byte_format = int(fields["sample_n_bytes"]), fields["sample_byte_format"]
     if coding != "pcm" or sample_bytes not in SPHERE_SAMPLE_TYPES or byte_format not in SPHERE_BYTE_ORDERS:
-        raise InputProblem(
-            f"{path}: unsupported SPHERE samples (sample_coding={coding}, sample_n_bytes={sample_bytes}, "
-            f"sample_byte_format={byte_format}); supported: pcm, 2 or 4 bytes, byte format 01 or 10"
+        raise unusable(
+            path,
+            f"unsupported SPHERE samples (sample_coding={coding}, sample_n_bytes={sample_bytes}, "
+            f"sample_byte_format={byte_format}); supported: pcm, 2 or 4 bytes, byte format 01 or 10",
         )
     sample_type, subtype = SPHERE_SAMPLE_TYPES[sample_bytes]
     channels, frames = int(fields.get("channel_count", 1)), int(fields["sample_count"])
     body = data[header_size : header_size + frames * channels * sample_bytes]
     if len(body) < frames * channels * sample_bytes:
         held = len(body) // (channels * sample_bytes)
-        raise InputProblem(f"{path}: truncated: header says {frames} samples, file holds {held}")
+        raise unusable(path, f"truncated: header says {frames} samples, file holds {held}")
     stored = np.dtype(sample_type).newbyteorder(SPHERE_BYTE_ORDERS[byte_format])
     samples = np.frombuffer(body, dtype=stored).astype(sample_type).reshape(frames, channels)
     return samples, int(fields["sample_rate"]), subtype
@@ -194,7 +198,8 @@ def _read_label_file(path: Path, sample_rate: int) -> list[Interval]:
         if not parts:
             continue
         if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
-            raise InputProblem(f"{path}:{number}: expected 'start end label' in samples, found {line.strip()!r}")
+            reason = f"expected 'start end label' in samples, found {line.strip()!r}"
+            raise ProblemsFound(path, [Problem(path, reason, number)])
         start, end = int(parts[0]), int(parts[1])
         if end > start:
             intervals.append((start / sample_rate, end / sample_rate, parts[2]))
@@ -221,3 +226,16 @@ def fold_phones(phones: list[Interval]) -> list[Interval]:
             start = folded.pop()[0]
         folded.append((start, end, label))
     return folded
+
+
+register_recipe(
+    Recipe(
+        name="timit",
+        help="TIMIT (NIST SPHERE, .PHN, .WRD): converted to WAV and TextGrids",
+        prepare=prepare_timit,
+        options={
+            "corpus_dir": CliOption("folder holding TRAIN and TEST", flag="--root"),
+            "fold_61_to_39": CliOption("fold the 61 phones to the standard 39", flag="--fold-39"),
+        },
+    )
+)
