@@ -17,10 +17,11 @@ of an s3prl source checkout), the import hook calls :func:`complete_run_downstre
 * The early check, for a new ``-d mi_probe`` training run only. s3prl creates the experiment folder
   and writes ``args_*.yaml`` and ``config_*.yaml`` into it before it builds the expert, which checks
   the manifest: the config is read here as s3prl will read it (``-c``, then ``-o`` through s3prl's own
-  ``override``) and its ``downstream_expert`` checked (:func:`~s3prl_mi_probe.runner.expert.check_expert_config`),
-  so that bad input stops the run with one message before s3prl writes anything. A resumed run
-  (``-e``, or ``-a`` on a folder with checkpoints) and ``-m evaluate`` take their config from a
-  checkpoint: the expert checks it when s3prl builds it, after those files are written.
+  ``override``) and its ``downstream_expert`` checked
+  (:func:`~s3prl_mi_probe.runner.expert_config.check_expert_config`), so that bad input stops the run
+  with one message before s3prl writes anything. A resumed run (``-e``, or ``-a`` on a folder with
+  checkpoints) and ``-m evaluate`` take their config from a checkpoint: the expert checks it when
+  s3prl builds it, after those files are written.
 
 Nothing else on the command line changes.
 """
@@ -125,7 +126,7 @@ def check_new_experiment(argv=None):
     import yaml
     from s3prl.utility.helper import override
 
-    from s3prl_mi_probe.runner.expert import check_before_run
+    from s3prl_mi_probe.runner.expert_config import check_before_run
 
     try:
         with open(args.config) as file:
