@@ -1,9 +1,9 @@
 """Benchmark: what each analysis adds to the probe stage, side by side in one run, default settings.
 
 On the features folders of a finished sweep (its ``cache/`` entries, e.g. the demo corpus's fbank and
-tiny HuBERT), runs the probe stage (:func:`s3prl_mi_probe.probing.run_probe`, as ``s3prl-mi-probe
-probe`` does) once per variant and prints each variant's seconds, summed over the folders, and its
-ratio to the plain linear probe:
+tiny HuBERT), runs the probe stage (:func:`s3prl_mi_probe.probing.driver.run_probe`, as
+``s3prl-mi-probe probe`` does) once per variant and prints each variant's seconds, summed over the
+folders, and its ratio to the plain linear probe:
 
 - ``linear``: the plain linear probe (the reference, ratio 1);
 - ``+seeds 2``, ``+control``, ``+mdl``, ``+hard margin``: the linear probe with one analysis on;
@@ -26,7 +26,8 @@ import tempfile
 import time
 
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.probing import ProbeSettings, run_probe
+from s3prl_mi_probe.probing.driver import run_probe
+from s3prl_mi_probe.probing.settings import ProbeSettings
 
 
 def variants(control, mlp_kinds):

@@ -1,44 +1,34 @@
 """The layer sweep: every layer of every upstream from one extraction pass, probes on cached features.
 
 For each upstream: extract all hidden states once into the on-disk cache (sharded across torchrun
-processes when launched so; the cache is a features folder), then train all layer probes of each
-asked kind as one batched model on the cached train split, choosing L2 and the epoch on dev, and
-evaluate dev and test (:mod:`s3prl_mi_probe.probing`: in bounded memory, the layers shared among
-torchrun processes). The
-``finetune`` kind instead trains copies of the layers above each layer plus a linear head, on the
-upstream itself. Optional analyses on the cached features add columns: a control task and
-selectivity, k seeds, MDL online codelength, the hard margin. Writes ``sweep.csv``, ``sweep.json``
-(rows + provenance), ``plots/`` and ``tb/`` into the output folder.
-"""
+processes when launched so; the cache is a features folder), then probe that folder with the probe
+stage's driver (:class:`~s3prl_mi_probe.probing.driver.ProbeDriver`: all layer probes of each asked
+kind as one batched model on the cached train split, L2 and the epoch chosen on dev, dev and test
+evaluated, in bounded memory, the layers shared among torchrun processes). The ``finetune`` kind
+instead trains copies of the layers above each layer plus a linear head, on the upstream itself.
+Optional analyses on the cached features add columns: a control task and selectivity, k seeds, MDL
+online codelength, the hard margin. Writes ``sweep.csv``, ``sweep.json`` (rows + provenance),
+``plots/`` and ``tb/`` into the output folder."""
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from s3prl_mi_probe.common.allocator import release_large_blocks
+from s3prl_mi_probe.analyses.merge import merged_rows
 from s3prl_mi_probe.common.atomic import write_json_atomic
-from s3prl_mi_probe.common.process_group import join_process_group
 from s3prl_mi_probe.common.provenance import file_sha256, input_provenance, package_versions
-from s3prl_mi_probe.common.threads import use_cpu_share
 from s3prl_mi_probe.corpus.control import check_control_key, control_labels, control_task, unscored_segments
 from s3prl_mi_probe.corpus.manifest import SPLITS
 from s3prl_mi_probe.corpus.task import build_task
 from s3prl_mi_probe.features.cache import cache_key
 from s3prl_mi_probe.features.extract import Extractor
 from s3prl_mi_probe.probe.kinds import FINETUNE, known_probe_kinds
-from s3prl_mi_probe.probing import (
-    ProbeSettings,
-    folder_splits,
-    open_features_folder,
-    ordered_rows,
-    print_test_table,
-    probe_rows,
-    report_unscored,
-)
-from s3prl_mi_probe.report.outputs import write_sweep_outputs
+from s3prl_mi_probe.probing.driver import ProbeDriver, print_test_table, report_unscored
+from s3prl_mi_probe.probing.folder import open_features_folder
+from s3prl_mi_probe.probing.settings import ProbeSettings
 
 FINISHED_ROWS_FOLDER = "probe_rows"  # under the cache folder: the rows of each upstream whose probes finished
 
@@ -75,15 +65,14 @@ def run_sweep(
     these settings), which are then reused.
     """
     out, manifest = Path(out), Path(manifest)
-    release_large_blocks()
-    use_cpu_share()
     if settings.control is not None:
         check_control_key(settings.control, task_options.task)
     task = build_task(manifest, task_options) if task is None else task
     controls = None if settings.control is None else control_labels(task, settings.control, settings.seed)
     if FINETUNE in settings.probes:
         refuse_unsupported_finetune(upstreams)
-    group = join_process_group(settings.device)
+    driver = ProbeDriver(settings, progress)
+    group = driver.group
     control_provenance = {}
     if controls is not None and group.leader:
         control_provenance = report_unscored(settings.control, unscored_segments(controls))
@@ -104,13 +93,10 @@ def run_sweep(
             if group.leader:
                 tqdm.write(f"[{spec.label}] probe rows reused from an earlier run with these settings: {finished}")
         else:
-            layers = group.share(range(cache.num_layers))
-            rank_rows, notes = probe_cached_layers(
-                cache, settings, controls, layers, group.device, progress and group.leader
-            )
-            gathered = group.gather(rank_rows)
+            folder = open_features_folder(cache.root)
+            probed = driver.probe(folder, None if controls is None else folder_order(controls, folder))
             if group.leader:
-                upstream_rows = ordered_rows([row for part in gathered for row in part], settings.probes)
+                upstream_rows, notes = probed.rows, probed.notes
                 if FINETUNE in settings.probes:
                     from_layers = settings.finetune_layers or tuple(range(cache.num_layers))
                     upstream_rows += finetune_layers(
@@ -123,8 +109,7 @@ def run_sweep(
             probe_notes[spec.label] = notes
             print_test_table(spec.label, task_options.task, upstream_rows)
             rows += upstream_rows
-    group.close()
-    if not group.leader:
+    if not driver.close():
         return None
     provenance = {
         **input_provenance(manifest, manifest_sha256),
@@ -138,7 +123,7 @@ def run_sweep(
         **control_provenance,
         "seed": settings.seed,
     }
-    write_sweep_outputs(out, rows, provenance)
+    driver.write(out, rows, provenance)
     return rows
 
 
@@ -170,40 +155,29 @@ def refuse_unsupported_finetune(upstreams):
         raise ValueError("--probe finetune: " + "; ".join(problems) + " (sweep those without finetune)")
 
 
-def probe_cached_layers(cache, settings, controls=None, layers=None, device="cpu", progress=True):
-    """``(rows, notes)``: dev and test rows of ``layers`` (default all) of one cached upstream, for each
-    probe kind trained on features (see :func:`s3prl_mi_probe.probing.probe_rows`).
-
-    ``controls`` (per split, control labels in task order, which is the cache's row order) adds the
-    control columns.
-    """
-    folder = open_features_folder(cache.root)
-    if controls is not None:
-        controls = np.concatenate([controls[split] for split in SPLITS if split in controls])
-        if controls.size != folder.num_rows:
-            raise ValueError(f"cache {cache.root} does not hold the task's segments in the task's order")
-    sources, notes = folder_splits(folder, settings)
-    rows, fit_notes = probe_rows(sources, replace(settings, device=device), controls, layers, progress)
-    return rows, {**notes, **fit_notes}
+def folder_order(controls, folder):
+    """``controls`` (per split, control labels in task order) as one label per row of the sweep cache ``folder``,
+    whose rows are in task order."""
+    controls = np.concatenate([controls[split] for split in SPLITS if split in controls])
+    if controls.size != folder.num_rows:
+        raise ValueError(f"cache {folder.root} does not hold the task's segments in the task's order")
+    return controls
 
 
 def finetune_layers(upstream, task, from_layers, settings, controls=None, device="cpu", progress=True):
-    """Dev and test rows of fine-tuning from each of ``from_layers``, seeds merged; ``controls`` as in
-    :func:`probe_cached_layers` (the control task gets its own fine-tuned copies)."""
-    from s3prl_mi_probe.analyses.seed_spread import merge_seed_rows
-    from s3prl_mi_probe.analyses.selectivity import with_control_columns
+    """Dev and test rows of fine-tuning from each of ``from_layers``, seeds merged; ``controls`` (per split,
+    control labels in task order) add the control columns (the control task gets its own fine-tuned copies)."""
     from s3prl_mi_probe.finetune.train import finetune_rows
 
-    rows = merge_seed_rows(
-        [
-            finetune_rows(upstream, task, from_layers, device=device, seed=seed, progress=progress)
-            for seed in settings.seed_range()
-        ]
-    )
+    seed_rows = [
+        finetune_rows(upstream, task, from_layers, device=device, seed=seed, progress=progress)
+        for seed in settings.seed_range()
+    ]
     train_size = {"num_train_segments": int(task.label_counts("train").sum())}
+    control_rows = None
     if controls is not None:
         control = control_task(task, controls)
-        rows = with_control_columns(
-            rows, finetune_rows(upstream, control, from_layers, device=device, seed=settings.seed, progress=progress)
+        control_rows = finetune_rows(
+            upstream, control, from_layers, device=device, seed=settings.seed, progress=progress
         )
-    return [{**row, **train_size} for row in rows]
+    return [{**row, **train_size} for row in merged_rows(seed_rows, control_rows)]

@@ -9,7 +9,7 @@ from s3prl_mi_probe.cli import main
 from s3prl_mi_probe.corpus.control import UNSEEN
 from s3prl_mi_probe.features.folder import FeaturesFolder, write_features_folder
 from s3prl_mi_probe.probe.stopping import DEFAULT_PATIENCE
-from s3prl_mi_probe.probing import folder_control_labels
+from s3prl_mi_probe.probing.folder import folder_control_labels
 from s3prl_mi_probe.report.rows import read_sweep_csv
 
 

@@ -288,7 +288,7 @@ def add_probe_options(parser, kinds, kinds_help, control_help, control_choices=N
 
 
 def probe_settings(args, default_kind="linear"):
-    """The :class:`~s3prl_mi_probe.probing.ProbeSettings` fields of :func:`add_probe_options`'s arguments."""
+    """The :class:`~s3prl_mi_probe.probing.settings.ProbeSettings` fields of :func:`add_probe_options`'s arguments."""
     return {
         "hard_margin_rows": args.hard_margin_rows,
         "device": args.device,

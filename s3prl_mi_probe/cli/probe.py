@@ -34,7 +34,8 @@ def _bank_probe_kinds():
 
 
 def _probe(args):
-    from s3prl_mi_probe.probing import ProbeSettings, run_probe
+    from s3prl_mi_probe.probing.driver import run_probe
+    from s3prl_mi_probe.probing.settings import ProbeSettings
 
     try:
         settings = ProbeSettings(**probe_settings(args))

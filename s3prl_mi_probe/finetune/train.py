@@ -6,6 +6,8 @@ sum of their mean cross-entropies (their parameters are disjoint, so each trains
 Each probe keeps its best dev epoch and stops after ``patience`` epochs without a dev improvement.
 """
 
+from collections import defaultdict
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,8 +18,7 @@ from s3prl_mi_probe.features.batching import length_sorted_batches
 from s3prl_mi_probe.features.pooling import batch_pooling_matrices, valid_frames
 from s3prl_mi_probe.finetune.probes import FinetuneProbes
 from s3prl_mi_probe.finetune.upper_layers import hidden_states_with_lengths
-from s3prl_mi_probe.metrics.bounds import cross_entropy_bits
-from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
+from s3prl_mi_probe.metrics.records import metric_rows, record_batch, recorded
 
 
 def utterance_batches(utterances, batch_size):
@@ -41,23 +42,21 @@ def frozen_batch(upstream, utterances, device, pooling="mean"):
 
 @torch.no_grad()
 def evaluate_split(probes, upstream, utterances, batch_size, device, members=None, pooling="mean"):
-    """Per-segment ``(ce_bits, correct, margins)`` ``[F, N]`` and ``labels [N]`` of the probes on a split."""
+    """The probes' per-segment records on a split (:mod:`s3prl_mi_probe.metrics.records`)."""
     probes.eval()
-    parts = []
+    records = defaultdict(list)
     for batch in utterance_batches(utterances, batch_size):
         hidden, lengths, matrices, labels = frozen_batch(upstream, [utterances[i] for i in batch], device, pooling)
         pooled = probes.pooled(hidden, lengths, matrices, members)
-        logits = probes(pooled, members)
-        parts.append(
-            (
-                cross_entropy_bits(logits, labels),
-                logits.argmax(-1) == labels,
-                probes.margins(pooled, labels, members),
-                labels,
-            )
-        )
-    ce_bits, correct, margins, labels = (torch.cat(columns, dim=-1).cpu() for columns in zip(*parts))
-    return ce_bits, correct, margins, labels
+        record_batch(records, probes(pooled, members), labels, probes.margins(pooled, labels, members))
+    return records
+
+
+def _dev_ce_bits(probes, upstream, task, batch_size, device, members=None):
+    """Per probe of ``members``, its mean dev cross-entropy in bits ``[F]``."""
+    pooling = task.options.kind.pooling
+    records = evaluate_split(probes, upstream, task.splits["dev"], batch_size, device, members, pooling)
+    return recorded(records, "ce_bits").mean(dim=1)
 
 
 def _snapshot(probes, index):
@@ -79,13 +78,13 @@ def train_finetune_probes(
 ):
     """Train ``probes`` in place with early stopping on dev; returns each probe's best epoch (0: untrained) and
     the epochs it ran."""
-    train, dev = task.splits["train"], task.splits["dev"]
+    train = task.splits["train"]
     pooling = task.options.kind.pooling
     members = list(range(len(probes.from_layers)))
     optimizer = torch.optim.Adam(
         [{"params": probes.uppers.parameters(), "lr": lr}, {"params": [probes.weight, probes.bias], "lr": head_lr}]
     )
-    best_dev = evaluate_split(probes, upstream, dev, batch_size, device, pooling=pooling)[0].mean(dim=1)
+    best_dev = _dev_ce_bits(probes, upstream, task, batch_size, device)
     best = [_snapshot(probes, index) for index in members]
     best_epoch, stale, epochs_run = [0] * len(members), [0] * len(members), [0] * len(members)
     batches = utterance_batches(train, batch_size)
@@ -101,7 +100,7 @@ def train_finetune_probes(
             optimizer.zero_grad()
             losses.view(len(members), -1).mean(dim=1).sum().backward()
             optimizer.step()
-        dev_ce = evaluate_split(probes, upstream, dev, batch_size, device, members, pooling)[0].mean(dim=1)
+        dev_ce = _dev_ce_bits(probes, upstream, task, batch_size, device, members)
         for index, ce in zip(members, dev_ce.tolist()):
             epochs_run[index] = epoch
             if ce < best_dev[index]:
@@ -145,25 +144,22 @@ def finetune_rows(
         best_epoch, epochs_run = train_finetune_probes(
             probes, upstream, task, device, seed, max_epochs, batch_size, lr, head_lr, patience, progress
         )
+    trained = [
+        {
+            "l2": None,
+            "best_epoch": best,
+            "epochs_run": run,
+            "train_passes": run,
+            "fit": "early_stop",
+            "dropped_unseen": 0,
+        }
+        for best, run in zip(best_epoch, epochs_run)
+    ]
     rows = []
     for split in ("dev", "test"):
-        ce_bits, correct, margins, labels = evaluate_split(
+        records = evaluate_split(
             probes, upstream, task.splits[split], batch_size, device, pooling=task.options.kind.pooling
         )
-        metrics = layer_metrics(ce_bits, correct, margins, labels.numpy(), len(task.classes))
-        for index, (layer, row) in enumerate(zip(probes.from_layers, metrics)):
-            rows.append(
-                {
-                    "layer": layer,
-                    "split": split,
-                    "probe": "finetune",
-                    **row,
-                    "l2": None,
-                    "best_epoch": best_epoch[index],
-                    "epochs_run": epochs_run[index],
-                    "train_passes": epochs_run[index],
-                    "fit": "early_stop",
-                    "dropped_unseen": 0,
-                }
-            )
+        heads = [{"layer": layer, "split": split, "probe": "finetune"} for layer in probes.from_layers]
+        rows += metric_rows(records, len(task.classes), heads, trained)
     return rows

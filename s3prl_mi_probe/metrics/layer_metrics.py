@@ -1,4 +1,4 @@
-"""The per-layer metric rows shared by the runner expert and the array API."""
+"""The per-layer metric rows of every evaluation (made through :mod:`s3prl_mi_probe.metrics.records`)."""
 
 import numpy as np
 

@@ -29,6 +29,18 @@ class RunningStandardizer(nn.Module):
                 self.total[layer] += rows.sum(dim=0)
                 self.total_sq[layer] += (rows * rows).sum(dim=0)
 
+    @torch.no_grad()
+    def update_across_ranks(self, features):
+        """:meth:`update` with the statistics of every rank's batch (all-reduced over torch.distributed's group)."""
+        import torch.distributed as dist
+
+        before = [buffer.clone() for buffer in self.buffers()]
+        self.update(features)
+        for buffer, previous in zip(self.buffers(), before):
+            added = buffer - previous
+            dist.all_reduce(added)
+            buffer.copy_(previous + added)
+
     def _mean_scale(self):
         count = self.count.clamp_min(1)
         mean = self.total / count

@@ -22,6 +22,7 @@ objective divided by ``C * N``: ``C = 1 / (l2 * N)``.
 
 import inspect
 import warnings
+from collections import defaultdict
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ import torch
 from s3prl_mi_probe.features.folder import FeaturesFolder
 from s3prl_mi_probe.metrics.bounds import cross_entropy_bits
 from s3prl_mi_probe.metrics.columns import METRIC_NAMES
-from s3prl_mi_probe.metrics.layer_metrics import layer_metrics
+from s3prl_mi_probe.metrics.records import metric_rows, record_batch
 from s3prl_mi_probe.probe.arrays import carve_dev, encode_labels
 from s3prl_mi_probe.probe.bank_training import (
     POLISH_MAX_STEPS,
@@ -282,16 +283,13 @@ class LayerProbes:
             warnings.warn(f"{split}: no rows left to evaluate; its metrics are NaN", stacklevel=2)
             empty = {**dict.fromkeys(METRIC_NAMES, float("nan")), "num_segments": 0, "num_classes": len(self.classes_)}
             return [{"layer": layer, **extra, **empty, **chosen} for layer, chosen in zip(self.layers_, fitted)]
-        ce, correct, margins = [], [], []
+        records = defaultdict(list)
         with torch.no_grad():
             for features, batch_targets in self._chunks(source, targets):
                 logits = self.probe_(features)
-                ce.append(cross_entropy_bits(logits, batch_targets).cpu())
-                correct.append((logits.argmax(-1) == batch_targets).cpu())
-                margins.append(self.probe_.margins(features, batch_targets).cpu())
-        per_sample = [torch.cat(parts, 1) for parts in (ce, correct, margins)]
-        metrics = layer_metrics(*per_sample, targets.numpy(), len(self.classes_))
-        return [{"layer": layer, **extra, **row, **chosen} for layer, row, chosen in zip(self.layers_, metrics, fitted)]
+                record_batch(records, logits, batch_targets, self.probe_.margins(features, batch_targets))
+        heads = [{"layer": layer, **extra} for layer in self.layers_]
+        return metric_rows(records, len(self.classes_), heads, fitted)
 
     def summed_cross_entropy_bits(self, data, labels=None, split="test"):
         """Per fitted layer, the cross-entropy (bits) summed over the rows of ``data`` (float64 ``[L]``)."""

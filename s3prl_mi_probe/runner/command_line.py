@@ -18,8 +18,8 @@ of an s3prl source checkout), the import hook calls :func:`complete_run_downstre
   and writes ``args_*.yaml`` and ``config_*.yaml`` into it before it builds the expert, which checks
   the manifest: the config is read here as s3prl will read it (``-c``, then ``-o`` through s3prl's own
   ``override``: :func:`~s3prl_mi_probe.toolkit.runner_config.read_runner_config`) and its
-  ``downstream_expert`` checked (:func:`~s3prl_mi_probe.runner.expert.check_expert_config`), so that
-  bad input stops the run with one message before s3prl writes anything. A resumed run (``-e``, or
+  ``downstream_expert`` checked (:func:`~s3prl_mi_probe.runner.expert_config.check_expert_config`), so
+  that bad input stops the run with one message before s3prl writes anything. A resumed run (``-e``, or
   ``-a`` on a folder with checkpoints) and ``-m evaluate`` take their config from a checkpoint: the
   expert checks it when s3prl builds it, after those files are written.
 
@@ -121,7 +121,7 @@ def check_new_experiment(argv=None):
     args = _options(argv)
     if args.downstream != DOWNSTREAM_NAME or args.mode != "train" or args.config is None or not _new_experiment(args):
         return
-    from s3prl_mi_probe.runner.expert import check_before_run
+    from s3prl_mi_probe.runner.expert_config import check_before_run
     from s3prl_mi_probe.toolkit.runner_config import read_runner_config
 
     config = read_runner_config(args.config, args.override)

@@ -14,15 +14,15 @@ from the epoch s3prl passes); evaluates the whole split on rank 0 during trainin
 there: the other ranks are training); and under ``-m evaluate`` gives each rank a contiguous,
 unpadded share of the split and gathers the per-segment records on rank 0 in split order, so the
 metrics cover the whole split with every segment counted once. The standardiser's running statistics
-are all-reduced at every training update (every rank trains in step), so all ranks standardise with
-the statistics of all ranks' batches; the expert's buffers are kept out of DDP's broadcast, which
-would otherwise overwrite them with rank 0's and, in rank 0's lone evaluation, start a collective
-the other ranks never join. The training CE that s3prl logs is rank 0's share, as for every s3prl
+are all-reduced at every training update (every rank trains in step, see
+:class:`~s3prl_mi_probe.probe.segment_probes.SegmentProbes`), so all ranks standardise with the
+statistics of all ranks' batches; the expert's buffers are kept out of DDP's broadcast, which would
+otherwise overwrite them with rank 0's and, in rank 0's lone evaluation, start a collective the
+other ranks never join. The training CE that s3prl logs is rank 0's share, as for every s3prl
 downstream.
 """
 
 import torch
-import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 
@@ -42,6 +42,15 @@ def training_sampler(group, num_items, seed, epoch):
     return sampler
 
 
+def split_sampler(group, training, num_items, seed, epoch, evaluation_sharded):
+    """The sampler of a split's loader on this rank: the training share of ``epoch`` (:func:`training_sampler`),
+    this rank's contiguous share of a held-out split when ``evaluation_sharded`` (``-m evaluate`` under
+    DDP), else None (the whole split, in order)."""
+    if training:
+        return training_sampler(group, num_items, seed, epoch)
+    return group.share(range(num_items)) if evaluation_sharded else None
+
+
 def gather_records(group, records, keys):
     """On rank 0: per key, the records of all ranks concatenated along segments in rank order; None elsewhere.
 
@@ -56,17 +65,6 @@ def gather_records(group, records, keys):
         for key in keys
         if any(key in shard for shard in gathered)
     }
-
-
-@torch.no_grad()
-def update_across_ranks(standardizer, features):
-    """``standardizer.update(features)`` with the statistics of every rank's batch (all-reduced)."""
-    before = [buffer.clone() for buffer in standardizer.buffers()]
-    standardizer.update(features)
-    for buffer, previous in zip(standardizer.buffers(), before):
-        added = buffer - previous
-        dist.all_reduce(added)
-        buffer.copy_(previous + added)
 
 
 def keep_buffers_out_of_ddp(module):

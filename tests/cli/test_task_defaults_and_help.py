@@ -9,7 +9,7 @@ from s3prl_mi_probe.cli import build_parser, main
 from s3prl_mi_probe.cli.options import task_options
 from s3prl_mi_probe.corpus.task import TaskOptions
 from s3prl_mi_probe.corpus.task_kinds import TASK_KINDS
-from s3prl_mi_probe.runner.expert import task_options_from_config
+from s3prl_mi_probe.runner.expert_config import task_options_from_config
 from s3prl_mi_probe.runner.shipped_configs import config_path
 
 

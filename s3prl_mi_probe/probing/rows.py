@@ -1,0 +1,101 @@
+"""The rows of the probe stage for some layers: every probe kind with its seeds, control, MDL and hard margin.
+
+Every fit reads its rows from the sources within the memory budget, resident or streamed
+(:mod:`s3prl_mi_probe.probe.train`), so memory does not grow with the folder. Per-layer results do
+not depend on which layers are trained together.
+"""
+
+import numpy as np
+
+from s3prl_mi_probe.analyses.hard_margin import sampled_hard_margins
+from s3prl_mi_probe.analyses.merge import merged_rows
+from s3prl_mi_probe.corpus.control import UNSEEN
+from s3prl_mi_probe.probe.kinds import PROBE_KINDS
+
+EVALUATED_SPLITS = ("dev", "test")
+
+
+def _absolute_rows(source):
+    return np.arange(source.num_rows) if source.rows is None else source.rows
+
+
+def probe_rows(sources, settings, controls=None, layers=None, progress=True):
+    """Dev and test rows of ``layers`` (default all) for every probe kind of ``settings`` trained on features.
+
+    ``sources``: RowSources of train, dev and test; ``controls``: a control label per row of the
+    underlying folder (or arrays), which adds the control columns. Returns ``(rows, notes)``.
+    """
+    layers = list(sources["train"].layer_ids if layers is None else layers)
+    if not layers:
+        return [], {}
+    layer_columns, notes = _layer_analyses(sources["train"], settings, layers)
+    rows = []
+    for kind in (probe for probe in settings.probes if probe in PROBE_KINDS):
+        fits = [_fit_and_evaluate(sources, kind, settings, seed, layers, progress) for seed in settings.seed_range()]
+        notes.setdefault("memory_plan", fits[0][1])
+        control_rows = None
+        if controls is not None:
+            control_sources = {split: _scored_control(source, controls) for split, source in sources.items()}
+            control_rows, _ = _fit_and_evaluate(control_sources, kind, settings, settings.seed, layers, progress)
+        kind_rows = merged_rows([fit_rows for fit_rows, _ in fits], control_rows)
+        if settings.mdl:
+            from s3prl_mi_probe.analyses.mdl import online_codelength
+
+            codelengths = online_codelength(
+                sources["train"],
+                sources["dev"],
+                np.unique(sources["train"].labels),
+                seed=settings.seed,
+                progress=progress,
+                **_estimator_params(kind, settings, layers),
+            )
+            kind_rows = [{**row, **codelengths[layers.index(row["layer"])]} for row in kind_rows]
+        rows += kind_rows
+    train_size = {"num_train_segments": sources["train"].num_rows}
+    return [{**row, **train_size, **layer_columns[row["layer"]]} for row in rows], notes
+
+
+def _scored_control(source, controls):
+    """``source`` labelled with its control labels, without the rows the control is not scored on."""
+    labels = controls[_absolute_rows(source)]
+    scored = labels != UNSEEN
+    source = source.with_labels(labels)
+    return source if scored.all() else source.subset(scored)
+
+
+def _estimator_params(kind, settings, layers):
+    return {
+        "kind": kind,
+        "mlp_width": settings.mlp_width,
+        "device": settings.device,
+        "memory_budget": settings.memory_budget,
+        "tol_bits": settings.tol_bits,
+        "layers": layers,
+    }
+
+
+def _fit_and_evaluate(sources, kind, settings, seed, layers, progress):
+    from s3prl_mi_probe.probe.train import LayerProbes
+
+    probes = LayerProbes(**_estimator_params(kind, settings, layers), seed=seed, progress=progress)
+    probes.fit(sources["train"], dev=sources["dev"])
+    rows = [row for split in EVALUATED_SPLITS for row in probes.evaluate(sources[split], split=split)]
+    return rows, probes.memory_plan_.describe()
+
+
+def _layer_analyses(train, settings, layers):
+    """Per layer, the columns that describe the layer's features whatever the probe: the hard margin."""
+    if not settings.hard_margin:
+        return {layer: {} for layer in layers}, {}
+    margins, used = sampled_hard_margins(
+        train.select_layers(layers), settings.hard_margin_rows, settings.seed, settings.device, settings.memory_budget
+    )
+    columns = {layer: {"hard_margin": margin, "hard_margin_segments": used} for layer, margin in zip(layers, margins)}
+    return columns, {"hard_margin_segments": used}
+
+
+def ordered_rows(rows, probes):
+    """Rows by probe kind (in ``probes`` order), split (dev, test) and layer: as one process writes them."""
+    return sorted(
+        rows, key=lambda row: (probes.index(row["probe"]), EVALUATED_SPLITS.index(row["split"]), row["layer"])
+    )
