@@ -97,19 +97,19 @@ def report_unscored(key, unscored):
     return {"control": {"key": key, "unscored_segments": unscored}}
 
 
-def print_test_table(label, task, rows):
+def print_test_table(label, task_name, rows):
     """The test rows of one upstream as a table on the console."""
     test_rows = [row for row in rows if row["split"] == "test"]
-    tqdm.write(f"[{label}] ({task}), test split:\n{format_table(test_rows, present_columns(test_rows))}")
+    tqdm.write(f"[{label}] ({task_name}), test split:\n{format_table(test_rows, present_columns(test_rows))}")
 
 
-def run_probe(features_dir, out, settings=None, upstream=None, task=None, progress=True):
+def run_probe(features_dir, out, settings=None, upstream=None, task_name=None, progress=True):
     """Probe every layer of a features folder with ``settings`` (default :class:`ProbeSettings`) and write the
     sweep outputs into ``out``.
 
     Returns the rows (None on torchrun ranks > 0). A folder that cannot be probed raises one
     ``ProblemsFound`` listing every problem, before anything is written. ``upstream`` and
-    ``task`` label the rows (default: the folder's meta.json, else its name and ``custom``).
+    ``task_name`` label the rows (default: the folder's meta.json, else its name and ``custom``).
     """
     settings = settings or ProbeSettings()
     folder = open_features_folder(features_dir, progress)
@@ -123,9 +123,9 @@ def run_probe(features_dir, out, settings=None, upstream=None, task=None, progre
     if not driver.close():
         return None
     upstream = upstream or folder.meta.get("upstream") or folder.root.name
-    task = task or folder.meta.get("key_inputs", {}).get("task", {}).get("task") or "custom"
-    rows = [{"upstream": upstream, "task": task, **row} for row in probed.rows]
-    print_test_table(upstream, task, rows)
+    task_name = task_name or folder.meta.get("key_inputs", {}).get("task", {}).get("task") or "custom"
+    rows = [{"upstream": upstream, "task": task_name, **row} for row in probed.rows]
+    print_test_table(upstream, task_name, rows)
     provenance = {
         "versions": package_versions(),
         "features": str(folder.root.resolve()),

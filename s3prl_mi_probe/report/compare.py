@@ -75,8 +75,8 @@ def _load_sweeps(inputs):
                 raise ValueError(
                     f"{sweep_dir / 'sweep.json'} has no provenance: sweep, probe or benchmark did not write it"
                 )
-            for task in dict.fromkeys(row["task"] for row in rows):
-                provenances[sweep_dir, task] = provenance
+            for task_name in dict.fromkeys(row["task"] for row in rows):
+                provenances[sweep_dir, task_name] = provenance
 
     folders_per_label = {}
     for given, _, rows in loaded:
@@ -128,17 +128,17 @@ def check_comparable(provenances):
     ``provenances``: {(sweep folder, task): that folder's provenance}.
     """
     by_task = {}
-    for (folder, task), provenance in provenances.items():
-        by_task.setdefault(task, []).append((folder, _setup(provenance)))
+    for (folder, task_name), provenance in provenances.items():
+        by_task.setdefault(task_name, []).append((folder, _setup(provenance)))
     problems = []
-    for task, setups in by_task.items():
+    for task_name, setups in by_task.items():
         names = dict.fromkeys(name for _, setup in setups for name in setup)
         differing = [name for name in names if len({json.dumps(setup.get(name)) for _, setup in setups}) > 1]
         for name in differing:
             values = ", ".join(f"{folder}: {_shown(name, setup.get(name))}" for folder, setup in setups)
             same_count = name == "classes" and len({len(setup[name]) for _, setup in setups}) == 1
             problems.append(
-                f"{task} task: {name} differs ({values}{'; same count, other classes' if same_count else ''})"
+                f"{task_name} task: {name} differs ({values}{'; same count, other classes' if same_count else ''})"
             )
     if problems:
         raise ValueError(
@@ -197,12 +197,12 @@ def _best_layer_table(task_rows):
     return markdown_table(rows, columns)
 
 
-def _task_section(task, task_rows, upstreams, plot_paths, out):
+def _task_section(task_name, task_rows, upstreams, plot_paths, out):
     """Markdown for one task: H(Y), mi_bits per layer × upstream with intervals, best layers, embedded plots."""
     test_rows = [row for row in task_rows if row["split"] == COMPARED_SPLIT]
     entropies = sorted({round(row["h_y_bits"], 3) for row in test_rows})
     lines = [
-        f"## Task: {task}",
+        f"## Task: {task_name}",
         "",
         f"H(Y) on the {COMPARED_SPLIT} split: {', '.join(f'{h:.3f}' for h in entropies)} bits "
         "(the ceiling for every mi_bits value below).",
@@ -238,7 +238,7 @@ def _task_section(task, task_rows, upstreams, plot_paths, out):
         "### Plots",
         "",
     ]
-    lines += [f"![{task} {metric}]({path.relative_to(out).as_posix()})" for metric, path in plot_paths.items()]
+    lines += [f"![{task_name} {metric}]({path.relative_to(out).as_posix()})" for metric, path in plot_paths.items()]
     return lines + [""]
 
 
@@ -265,18 +265,24 @@ def compare_sweeps(sweep_dirs, out) -> dict:
     rows, sources, provenances = _load_sweeps(sweep_dirs)
     check_comparable(provenances)
     upstreams = list(dict.fromkeys(label for _, label in sources))
-    tasks = {task: [row for row in rows if row["task"] == task] for task in sorted({row["task"] for row in rows})}
     tasks = {
-        task: task_rows for task, task_rows in tasks.items() if any(r["split"] == COMPARED_SPLIT for r in task_rows)
+        task_name: [row for row in rows if row["task"] == task_name]
+        for task_name in sorted({row["task"] for row in rows})
+    }
+    tasks = {
+        task_name: task_rows
+        for task_name, task_rows in tasks.items()
+        if any(r["split"] == COMPARED_SPLIT for r in task_rows)
     }
     plots_dir = out / "plots"
     plots = {
-        task: {metric: plots_dir / f"{task}_{stem}.png" for metric, stem in PLOT_FILE_STEMS.items()} for task in tasks
+        task_name: {metric: plots_dir / f"{task_name}_{stem}.png" for metric, stem in PLOT_FILE_STEMS.items()}
+        for task_name in tasks
     }
 
     def draw(folder):
-        for task, task_rows in tasks.items():
-            for metric, path in plots[task].items():
+        for task_name, task_rows in tasks.items():
+            for metric, path in plots[task_name].items():
                 plot_layer_curves(task_rows, metric, folder / path.name, split=COMPARED_SPLIT)
 
     replace_folder(plots_dir, draw)
@@ -285,11 +291,12 @@ def compare_sweeps(sweep_dirs, out) -> dict:
     write_text_atomic(csv_path, _csv_text(wide_rows, columns))
 
     folders = [
-        {"task": task, "upstream": label, "sweep folder": str(folder)} for (task, label), folder in sources.items()
+        {"task": task_name, "upstream": label, "sweep folder": str(folder)}
+        for (task_name, label), folder in sources.items()
     ]
     lines = ["# Sweep comparison", "", markdown_table(folders, ["task", "upstream", "sweep folder"]), ""]
-    for task, task_rows in tasks.items():
-        lines += _task_section(task, task_rows, upstreams, plots[task], out)
+    for task_name, task_rows in tasks.items():
+        lines += _task_section(task_name, task_rows, upstreams, plots[task_name], out)
     markdown_path = out / "compare.md"
     write_text_atomic(markdown_path, "\n".join(lines))
     return {"csv": csv_path, "markdown": markdown_path, "plots": plots}

@@ -10,12 +10,12 @@ from s3prl_mi_probe.report.notes import with_interval
 from s3prl_mi_probe.report.rows import best_layers
 
 
-def chosen_layers(rows, task, probe):
+def chosen_layers(rows, task_name, probe):
     """Per upstream: its test row at the layer of highest dev mi_bits (lowest on ties), as :func:`best_layers`."""
     return {
         upstream: row
         for (upstream, row_task, row_probe), row in best_layers(rows).items()
-        if (row_task, row_probe) == (task, probe)
+        if (row_task, row_probe) == (task_name, probe)
     }
 
 
@@ -32,9 +32,9 @@ def _quoted(upstream, row):
     return f"{upstream} (layer {row['layer']}: {with_interval(row, 'mi_bits', digits=2)})"
 
 
-def ranking_finding(rows, task, probe="linear"):
+def ranking_finding(rows, task_name, probe="linear"):
     """One sentence: the upstream with the highest bound, those not shown to differ from it, those below it."""
-    chosen = chosen_layers(rows, task, probe)
+    chosen = chosen_layers(rows, task_name, probe)
     if not chosen:
         return ""
     ranked = sorted(chosen.items(), key=lambda item: -item[1]["mi_bits"])
@@ -42,7 +42,7 @@ def ranking_finding(rows, task, probe="linear"):
     tied = [_quoted(upstream, row) for upstream, row in others if interval_order(top_row, row) == 0]
     below = [_quoted(upstream, row) for upstream, row in others if interval_order(top_row, row) == 1]
     sentence = (
-        f"**{task}, {probe} probe.** Most information: {_quoted(top, top_row)} of H(Y) = "
+        f"**{task_name}, {probe} probe.** Most information: {_quoted(top, top_row)} of H(Y) = "
         f"{top_row['h_y_bits']:.2f} bits."
     )
     if tied:
@@ -52,9 +52,9 @@ def ranking_finding(rows, task, probe="linear"):
     return sentence
 
 
-def pair_finding(rows, task, first, second, probe="linear"):
+def pair_finding(rows, task_name, first, second, probe="linear"):
     """One sentence comparing upstream ``first`` with ``second`` (e.g. a pretrained model and its random twin)."""
-    chosen = chosen_layers(rows, task, probe)
+    chosen = chosen_layers(rows, task_name, probe)
     if first not in chosen or second not in chosen:
         return ""
     a, b = chosen[first], chosen[second]
@@ -66,7 +66,7 @@ def pair_finding(rows, task, first, second, probe="linear"):
         0: "the intervals overlap: this run does not show a difference",
     }[order]
     return (
-        f"**{task}: {first} vs {second}.** {difference:+.2f} bits (layer {a['layer']}: "
+        f"**{task_name}: {first} vs {second}.** {difference:+.2f} bits (layer {a['layer']}: "
         f"{with_interval(a, 'mi_bits', digits=2)} vs layer {b['layer']}: {with_interval(b, 'mi_bits', digits=2)}); "
         f"{verdict}."
     )

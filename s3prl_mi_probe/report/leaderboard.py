@@ -88,7 +88,7 @@ def leaderboard_entries(cells, tasks, primary_probe):
     ``cells`` are ``(record, rows, provenance)`` of finished sweeps (record: the cell's upstream,
     checkpoint sha256, task; provenance: the sweep's, for segment counts).
     """
-    per_task = {task: [] for task in tasks}
+    per_task = {task_name: [] for task_name in tasks}
     for record, rows, provenance in cells:
         entry = cell_entry(rows, primary_probe)
         if entry is not None:
@@ -100,9 +100,9 @@ def leaderboard_entries(cells, tasks, primary_probe):
             entry["rank"] = rank
         entries.sort(key=lambda entry: (entry["rank"], entry["upstream"]))
     fractions = {}
-    for task, entries in per_task.items():
+    for task_name, entries in per_task.items():
         for entry in entries:
-            fractions.setdefault(entry["upstream"], {})[task] = entry["mi_fraction"]
+            fractions.setdefault(entry["upstream"], {})[task_name] = entry["mi_fraction"]
     complete = {upstream: values for upstream, values in fractions.items() if len(values) == len(tasks)}
     overall = [
         {"task": OVERALL, "upstream": upstream, "mi_fraction": sum(values.values()) / len(tasks), "per_task": values}
@@ -139,15 +139,15 @@ def _plots(out, cells, context):
     """Per task, overlays of every upstream's curves (stars on the layer chosen on dev)."""
     plots = {}
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    for task in context["tasks"]:
-        rows = [row for record, cell_rows, _ in cells if record["task"] == task for row in cell_rows]
+    for task_name in context["tasks"]:
+        rows = [row for record, cell_rows, _ in cells if record["task"] == task_name for row in cell_rows]
         if not any(row["split"] == REPORT_SPLIT for row in rows):
             continue
-        plots[task] = {
+        plots[task_name] = {
             metric: plot_layer_curves(
                 rows,
                 metric,
-                out / "plots" / f"{task}_{stem}.png",
+                out / "plots" / f"{task_name}_{stem}.png",
                 split=REPORT_SPLIT,
             )
             for metric, stem in PLOTTED_METRICS.items()
@@ -183,7 +183,7 @@ def _rule(context):
 def _overall_section(overall, tasks):
     lines = ["## Overall", "", f"| rank | upstream | {' | '.join(tasks)} | overall |", "|---" * (len(tasks) + 3) + "|"]
     for entry in overall:
-        cells = " | ".join(_number(entry["per_task"][task]) for task in tasks)
+        cells = " | ".join(_number(entry["per_task"][task_name]) for task_name in tasks)
         lines.append(f"| {entry['rank']} | {entry['upstream']} | {cells} | **{_number(entry['mi_fraction'])}** |")
     if not overall:
         lines.append(f"| — | no upstream has every task finished yet | {' | '.join('—' for _ in tasks)} | — |")
@@ -191,9 +191,9 @@ def _overall_section(overall, tasks):
     return lines
 
 
-def _task_header(task, cells, unit):
+def _task_header(task_name, cells, unit):
     """Classes and the ``unit`` (segments, frames) used per split, and a warning when the cells' manifests differ."""
-    provenances = [provenance for record, _, provenance in cells if record["task"] == task]
+    provenances = [provenance for record, _, provenance in cells if record["task"] == task_name]
     if not provenances:
         return ["No finished cell yet.", ""]
     first = provenances[0]
@@ -214,9 +214,9 @@ def _task_header(task, cells, unit):
     return lines
 
 
-def _task_section(task, entries, cells, plots, out, unit):
-    lines = [f"## Task: {task}", ""]
-    lines += _task_header(task, cells, unit)
+def _task_section(task_name, entries, cells, plots, out, unit):
+    lines = [f"## Task: {task_name}", ""]
+    lines += _task_header(task_name, cells, unit)
     if entries:
         lines += [
             f"H(Y) = {entries[0]['h_y_bits']:.3f} bits on the test split (the ceiling of every bound below).",
@@ -240,8 +240,8 @@ def _task_section(task, entries, cells, plots, out, unit):
                 f"{finetune} |"
             )
         lines.append("")
-    for metric, path in plots.get(task, {}).items():
-        lines.append(f"![{task} {metric}]({path.relative_to(out).as_posix()})")
+    for metric, path in plots.get(task_name, {}).items():
+        lines.append(f"![{task_name} {metric}]({path.relative_to(out).as_posix()})")
     return lines + [""]
 
 
@@ -292,8 +292,8 @@ def _markdown(per_task, overall, cells, plots, context, out):
         "",
     ]
     lines += _overall_section(overall, tasks)
-    for task in tasks:
-        lines += _task_section(task, per_task[task], cells, plots, out, context["sample_units"][task])
+    for task_name in tasks:
+        lines += _task_section(task_name, per_task[task_name], cells, plots, out, context["sample_units"][task_name])
     lines += [HOW_TO_READ]
     lines += _runs_section(cells)
     return "\n".join(lines)

@@ -92,10 +92,10 @@ def _add_shipped_config(argv):
     args = _options(argv)
     if args.downstream != DOWNSTREAM_NAME or args.config is not None or args.past_exp is not None:
         return
-    task = _task_from_override(args.override)
-    path = str(config_path(task))
+    task_name = _task_from_override(args.override)
+    path = str(config_path(task_name))
     argv += ["-c", path]
-    print(f"[mi_probe] no -c given: using the shipped {task} config {path}", flush=True)
+    print(f"[mi_probe] no -c given: using the shipped {task_name} config {path}", flush=True)
 
 
 def _new_experiment(args):
@@ -137,7 +137,7 @@ def _task_from_override(override):
     """The task that s3prl's ``-o`` string sets when it is one with a shipped config, else ``phone``."""
     for item in (override or "").split(",,"):
         key, _, value = item.partition("=")
-        task = value.strip().strip("'\"")
-        if key.strip() == _TASK_OVERRIDE and config_path(task).is_file():
-            return task
+        task_name = value.strip().strip("'\"")
+        if key.strip() == _TASK_OVERRIDE and config_path(task_name).is_file():
+            return task_name
     return "phone"
