@@ -151,10 +151,9 @@ def test_bad_input_is_one_error_listing_every_problem(tmp_path, tone_manifest):
     result = train(expdir, corpus / "manifest.tsv", "-u", "fbank", check=False)
     assert result.returncode != 0
     for expected in [
-        "manifest.tsv:2 (utt000): audio",
-        "manifest.tsv:3 (utt001): alignment",
-        "manifest.tsv:4 (utt002): alignment",
-        "no 'phones' tier",
+        f"manifest.tsv:2 (utt000): {corpus / 'utt000.wav'}: audio file not found",
+        f"manifest.tsv:3 (utt001): {corpus / 'utt001.TextGrid'}: malformed TextGrid",
+        f"manifest.tsv:4 (utt002): {corpus / 'utt002.TextGrid'}: no 'phones' tier",
         "manifest.tsv:26 (utt999): unknown split 'valid'",
     ]:
         assert expected in result.stderr, expected
