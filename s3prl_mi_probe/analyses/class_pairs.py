@@ -10,12 +10,17 @@ constraints (i ∈ a, j = c) and (i ∈ c, j = a), is a dual point of the hard-m
 to the constraints, so solver tolerances cannot make it too small.
 
 The pairs tried are those that the nearest-class-mean rule confuses most, the likeliest to overlap.
+The programme's cost grows fast with its size, so a pair enters it with at most ``LP_ENTRIES`` / (D + 2)
+rows, those of each class nearest the midpoint of the two class means, where hulls that overlap overlap
+(sub-hulls that meet prove that the hulls do),
+and not at all when that leaves at most D + 1 rows, which lie in two separable hulls in general position.
 """
 
 import numpy as np
 from scipy.optimize import linprog
 
 PAIRS_TRIED = 3
+LP_ENTRIES = 250_000  # rows x (D + 2) of the largest programme tried (about 0.5 s)
 
 
 def confused_pairs(features, targets, num_classes, count=PAIRS_TRIED):
@@ -63,9 +68,22 @@ def pairwise_margin_bound(features, targets, num_classes, bias, count=PAIRS_TRIE
     """The smallest :func:`pair_margin_bound` over the :func:`confused_pairs` of one layer (``inf`` if none),
     trying pairs in turn until one bounds the margin by ``enough``."""
     features = np.asarray(features, dtype=np.float64)
+    per_class = LP_ENTRIES // (features.shape[1] + 2) // 2
     best = float("inf")
     for a, c in confused_pairs(features, targets, num_classes, count):
-        best = min(best, pair_margin_bound(features[targets == a], features[targets == c], bias))
+        first, second = features[targets == a], features[targets == c]
+        middle = (first.mean(0) + second.mean(0)) / 2
+        first, second = _nearest(first, middle, per_class), _nearest(second, middle, per_class)
+        if len(first) + len(second) <= features.shape[1] + 1:
+            continue
+        best = min(best, pair_margin_bound(first, second, bias))
         if best <= enough:
             break
     return best
+
+
+def _nearest(rows, point, count):
+    """The ``count`` rows nearest ``point`` (all of them when there are no more)."""
+    if len(rows) <= count:
+        return rows
+    return rows[np.argsort(((rows - point) ** 2).sum(1), kind="stable")[:count]]

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from s3prl_mi_probe.analyses import class_pairs
 from s3prl_mi_probe.analyses.class_pairs import confused_pairs, pair_margin_bound, pairwise_margin_bound
 from s3prl_mi_probe.analyses.hard_margin import hard_margins
 
@@ -40,3 +41,16 @@ def test_the_solver_alone_still_finds_overlapping_classes_not_separable():
     assert pairwise_margin_bound(features, targets, 4, bias=True) < 1e-9
     assert math.isnan(hard_margins([features], targets, class_pairs=0)[0])
     assert math.isnan(hard_margins([features], targets)[0])
+
+
+def test_large_pairs_enter_the_programme_by_their_rows_nearest_the_middle(monkeypatch):
+    # With room for 16 rows a class, the overlap of two long clouds is found among the rows in the middle;
+    # pairs that would leave no more than D + 1 rows are not tried.
+    rng = np.random.default_rng(2)
+    first = np.c_[rng.uniform(-20, 0.5, 400), rng.standard_normal(400)]
+    second = np.c_[rng.uniform(-0.5, 20, 400), rng.standard_normal(400)]
+    features, targets = np.vstack([first, second]), np.repeat([0, 1], 400)
+    monkeypatch.setattr(class_pairs, "LP_ENTRIES", 16 * 2 * 4)
+    assert pairwise_margin_bound(features, targets, 2, bias=True) == pytest.approx(0, abs=1e-9)
+    monkeypatch.setattr(class_pairs, "LP_ENTRIES", 3 * 4)
+    assert pairwise_margin_bound(features, targets, 2, bias=True) == math.inf
