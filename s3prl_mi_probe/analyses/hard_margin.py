@@ -91,7 +91,7 @@ def hard_margins(
     if num_classes < 2:
         raise ValueError("a margin needs at least two classes")
     targets = targets.reshape(-1)
-    features = stack_layers(features)
+    features = stack_layers(features).cpu()
     scale = features.square().sum(-1).mean(-1).sqrt()
     pair_bounds = torch.tensor(
         [
