@@ -9,6 +9,10 @@ scikit-learn's ``LinearSVC(multi_class="crammer_singer", fit_intercept=False)`` 
 γ* = 1/‖W*‖_F = max over (W, b) of min_{i, j≠y_i} ((w_{y_i} − w_j)·z_i + b_{y_i} − b_j) / ‖W‖_F, and NaN
 when no (W, b) separates the rows. Features are used as given: standardise them first (docs/method.md, "Segments").
 
+Non-separability first. For each layer a few pairs of classes are tested on their own
+(:mod:`s3prl_mi_probe.analyses.class_pairs`): two classes whose hulls meet give a dual point that bounds γ*
+by about 0; when that bound is below the resolution (below), the layer is NaN without running the solver.
+
 Method. Crammer–Singer and Weston–Watkins share this hard-margin constraint set, so we minimise the
 smooth Weston–Watkins squared-hinge objective
 
@@ -16,33 +20,40 @@ smooth Weston–Watkins squared-hinge objective
 
 whose minimiser tends to (W*, b*) as C → ∞. Each layer is an independent problem; all of them run together
 as one batch through L-BFGS with a backtracking (Armijo) line search on cached scores, so a trial step costs
-no matmul and an iteration costs two batched matmuls. C grows tenfold per *stage*, warm-started; a stage
-ends when ‖∇f_C‖ ≤ ``grad_tol`` · ‖W‖ or after ``max_iter`` iterations.
+no matmul and an iteration costs two batched matmuls. The Hessian of f_C is about I + C·N·Σ̃ ⊗ (K×K) with
+Σ̃ = Z̃ᵀZ̃/N the covariance of the features (with a ones column for the bias), so L-BFGS starts each
+two-loop recursion from (Σ̃ + I/(C·N))⁻¹ (one eigendecomposition per layer) rather than from the identity.
+C grows tenfold per *stage*, warm-started. Every ``CHECK_EVERY`` iterations the bounds below are
+computed; a stage ends when ‖∇f_C‖ ≤ ``grad_tol`` · ‖W‖, after ``max_iter`` iterations, or once ℓ > 0 has
+grown by less than tol/10 since the last check (from the second check of the stage on).
 
-Bounds checked at every stage end. ℓ = max(0, min_ij g_ij) / ‖W‖ is the margin of the current (W, b), so
-ℓ ≤ γ*, and ℓ > 0 certifies separability. With α_ij = C max(0, 1 − g_ij) ≥ 0, weak duality gives
-γ* ≤ u = ‖Σ_ij α_ij z_i (e_{y_i} − e_j)ᵀ‖_F / Σ_ij α_ij; u and ℓ are kept at their best over stages.
-Without a bias u holds for any α ≥ 0; with a bias it needs Σ_ij α_ij (e_{y_i} − e_j) = 0, which is ∇_b f_C,
-zero only at a stationary point: there u is an upper bound up to the stage's gradient tolerance.
+Bounds, at every check. ℓ = max(0, min_ij g_ij) / ‖W‖ is the margin of the current (W, b), so ℓ ≤ γ*, and
+ℓ > 0 certifies separability. With α_ij = C max(0, 1 − g_ij) ≥ 0, weak duality gives γ* ≤ u =
+‖Σ_ij α_ij z_i (e_{y_i} − e_j)ᵀ‖_F / Σ_ij α_ij without a bias. With a bias, r = Σ_ij α_ij (e_{y_i} − e_j)
+(= −∇_b f_C) need not vanish away from the optimum; the optimal biases of a separable set differ by at
+most √2·R (R the largest ‖z_i‖, for ‖W‖ = 1), so u gains the term ‖r‖₁·R/√2 and stays a bound. ℓ and u
+are kept at their best; u starts at the class pairs' bound.
 
 Stopping, per layer: *separable* when ℓ ≥ (1 − ``tol``) · u, so the reported ℓ is within ``tol`` of γ*;
 *not separable* when ℓ = 0 and u < ``resolution`` · (mean_i ‖z_i‖²)^½ (γ* is below that resolution, or zero);
-*stalled* when ℓ > 0 grew by less than tol/10 over a stage (ℓ has converged, but u, computed from the
-not quite stationary iterates of large-C stages, may not certify it: in benchmarks u stays ~0.3% above γ*);
-otherwise the next stage, up to ``max_stages``, after which a layer reports its ℓ with a warning (a lower
-bound that may be loose), or NaN if ℓ = 0.
+*stalled* when at the end of a stage ℓ > 0 grew by less than tol/10 over the stage (ℓ has converged, but u,
+computed from the not quite stationary iterates of large-C stages, may not certify it); otherwise the next
+stage, up to ``max_stages``, after which a layer reports its ℓ with a warning (a lower bound that may be
+loose), or NaN if ℓ = 0.
 
 Guarantees. The reported number is ℓ of the best (W, b) found, recomputed in float64: it never overstates γ*,
-and a number (not NaN) means a separating (W, b) was found. NaN does not prove non-separability: finitely
-many iterations either bounded γ* below the resolution (exactly without a bias, up to the gradient
-tolerance with one) or ran out of stages without finding a separator.
+and a number (not NaN) means a separating (W, b) was found. NaN does not prove non-separability: it means
+γ* was bounded below the resolution (by a pair of classes or by the solver's u), or the stages ran out
+without a separator.
 """
 
+import math
 import warnings
 
 import numpy as np
 import torch
 
+from s3prl_mi_probe.analyses.class_pairs import PAIRS_TRIED, pairwise_margin_bound
 from s3prl_mi_probe.probe.arrays import stack_layers
 from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS
 from s3prl_mi_probe.probe.source import as_source
@@ -50,6 +61,7 @@ from s3prl_mi_probe.probe.standardize import RunningStandardizer
 from s3prl_mi_probe.probe.subsample import stratified_subsample
 
 STAGE_FACTOR = 10.0
+CHECK_EVERY = 25
 HISTORY = 10
 ARMIJO = 1e-4
 MAX_BACKTRACKS = 40
@@ -66,21 +78,40 @@ def hard_margins(
     max_stages=10,
     max_iter=300,
     grad_tol=1e-2,
+    class_pairs=PAIRS_TRIED,
 ):
     """Crammer–Singer hard margin per layer (NaN where not separable), see the module docstring.
 
     ``features``: ``[L, N, D]`` tensor/array or a list of L ``[N, D_l]`` arrays (zero-padded to one width,
-    which leaves margins unchanged); ``labels``: ``[N]``, any hashable values.
+    which leaves margins unchanged); ``labels``: ``[N]``, any hashable values; ``class_pairs``: how many
+    pairs of classes are tried for a non-separability bound before the solver (0: none).
     """
     _, targets = np.unique(np.asarray(labels), return_inverse=True)
     num_classes = int(targets.max()) + 1
     if num_classes < 2:
         raise ValueError("a margin needs at least two classes")
-    features = stack_layers(features).to(device)
-    targets = torch.as_tensor(targets.reshape(-1), device=device)
-    solver = _SquaredHingeBank(features, targets, num_classes, bias, initial_c)
-    weights = solver.solve(tol, resolution, max_stages, max_iter, grad_tol)
-    return [_certified_margin(layer, targets, weight, bias) for layer, weight in zip(features, weights)]
+    targets = targets.reshape(-1)
+    features = stack_layers(features).cpu()
+    scale = features.square().sum(-1).mean(-1).sqrt()
+    pair_bounds = torch.tensor(
+        [
+            pairwise_margin_bound(
+                layer.cpu().numpy(), targets, num_classes, bias, class_pairs, resolution * layer_scale
+            )
+            for layer, layer_scale in zip(features, scale.tolist())
+        ],
+        dtype=scale.dtype,
+    )
+    solved = (pair_bounds >= resolution * scale).nonzero().flatten()
+    margins = [float("nan")] * len(features)
+    if len(solved):
+        features = features[solved].to(device)
+        targets = torch.as_tensor(targets, device=device)
+        solver = _SquaredHingeBank(features, targets, num_classes, bias, initial_c, pair_bounds[solved].to(device))
+        weights = solver.solve(tol, resolution, max_stages, max_iter, grad_tol)
+        for index, layer, weight in zip(solved.tolist(), features, weights):
+            margins[index] = _certified_margin(layer, targets, weight, bias)
+    return margins
 
 
 def sampled_hard_margins(train, max_rows=HARD_MARGIN_ROWS, seed=0, device="cpu", memory_budget=DEFAULT_MEMORY_BUDGET):
@@ -97,7 +128,9 @@ def sampled_hard_margins(train, max_rows=HARD_MARGIN_ROWS, seed=0, device="cpu",
         source = source.subset(stratified_subsample(source.labels, max_rows, seed=seed))
     num_classes = np.unique(source.labels).size
     layer_bytes = 4 * (
-        2 * source.num_rows * (source.dim + 6 * num_classes) + 2 * HISTORY * (source.dim + 1) * num_classes
+        2 * source.num_rows * (source.dim + 6 * num_classes)
+        + 2 * HISTORY * (source.dim + 1) * num_classes
+        + 6 * (source.dim + 1) ** 2  # the covariance's eigenvectors, and the float64 decomposition
     )
     group = max(1, int(memory_budget // layer_bytes))
     margins = []
@@ -127,7 +160,7 @@ class _SquaredHingeBank:
     A layer's parameters are one ``[D (+1), K]`` matrix, the last row being the bias when there is one.
     """
 
-    def __init__(self, features, targets, num_classes, bias, initial_c):
+    def __init__(self, features, targets, num_classes, bias, initial_c, upper):
         self.targets, self.bias = targets[None, :, None], bias
         self.own = torch.nn.functional.one_hot(targets, num_classes).bool()[None]
         num_layers, _, dim = features.shape
@@ -148,9 +181,14 @@ class _SquaredHingeBank:
             "gamma": features.new_ones(num_layers),
             "best": features.new_zeros(num_layers, rows, num_classes),
             "lower": features.new_zeros(num_layers),
-            "upper": features.new_full((num_layers,), float("inf")),
+            "check_lower": features.new_zeros(num_layers),
+            "stage_lower": features.new_zeros(num_layers),
+            "upper": upper.to(features.dtype),
+            "radius": features.norm(dim=-1).amax(-1),
             "cost": features.new_full((num_layers,), initial_c),
         }
+        self.live["eigval"], self.live["eigvec"] = _covariance_eigen(features, bias)
+        self.num_rows = features.shape[1]
         self.live["scores"] = self.scores(self.live["weight"])
         self.live["grad"] = self.gradient(
             self.live["weight"], self.slack(self.gaps(self.live["scores"])), self.live["cost"]
@@ -189,9 +227,10 @@ class _SquaredHingeBank:
             pushes += 1
             live["stage_iter"] += 1
             wnorm = (self.penalised * live["weight"]).flatten(1).norm(dim=1)
-            ends = (live["grad"].flatten(1).norm(dim=1) <= grad_tol * wnorm) | (live["stage_iter"] >= max_iter)
-            if ends.any():
-                done = self._end_stages(ends, wnorm, tol, resolution, max_stages)
+            forced = (live["grad"].flatten(1).norm(dim=1) <= grad_tol * wnorm) | (live["stage_iter"] >= max_iter)
+            checked = forced | (live["stage_iter"] % CHECK_EVERY == 0)
+            if checked.any():
+                done = self._check(checked, forced, wnorm, tol, resolution, max_stages)
                 for layer, weight in zip(live["layer"][done].tolist(), live["best"][done]):
                     finished[layer] = weight
                 self.live = live = {name: value[~done] for name, value in live.items()}
@@ -214,7 +253,15 @@ class _SquaredHingeBank:
         slot = pushes % HISTORY
         live["steps"][:, slot], live["changes"][:, slot] = move, change
         live["rho"][:, slot] = torch.where(valid, 1 / curvature.clamp_min(1e-30), 0)
-        live["gamma"] = torch.where(valid, curvature / _dot(change, change).clamp_min(1e-30), live["gamma"])
+        scaled = _dot(change, self._precondition(change))
+        live["gamma"] = torch.where(valid, curvature / scaled.clamp_min(1e-30), live["gamma"])
+
+    def _precondition(self, q):
+        """(Σ + I/(C·N))⁻¹ q with Σ the (bias-augmented) feature covariance: the shape of f_C's Hessian."""
+        live = self.live
+        ridge = 1 / (live["cost"] * self.num_rows)
+        basis = live["eigvec"]
+        return basis @ ((basis.transpose(1, 2) @ q) / (live["eigval"][:, :, None] + ridge[:, None, None]))
 
     def _lbfgs_direction(self, pushes):
         """−H∇f by the two-loop recursion; pairs with ρ = 0 (reset or not curved) are skipped."""
@@ -225,7 +272,7 @@ class _SquaredHingeBank:
         for slot in order:
             alphas[slot] = live["rho"][:, slot] * _dot(live["steps"][:, slot], q)
             q -= alphas[slot][:, None, None] * live["changes"][:, slot]
-        r = live["gamma"][:, None, None] * q
+        r = live["gamma"][:, None, None] * self._precondition(q)
         for slot in reversed(order):
             beta = live["rho"][:, slot] * _dot(live["changes"][:, slot], r)
             r += (alphas[slot] - beta)[:, None, None] * live["steps"][:, slot]
@@ -260,21 +307,21 @@ class _SquaredHingeBank:
             step = torch.where(accepted, step, step / 2)
         return torch.where(accepted, step, 0)
 
-    def _end_stages(self, ends, wnorm, tol, resolution, max_stages):
-        """Check the bounds of the layers whose stage ended; grow C of the undecided. Returns done layers."""
+    def _check(self, checked, forced, wnorm, tol, resolution, max_stages):
+        """Update the bounds of the ``checked`` layers, end the stages that are over (``forced``, or whose ℓ
+        stopped growing) and grow C of the undecided. Returns the layers that are done."""
         live = self.live
-        gaps = self.gaps(live["scores"])
-        slack = self.slack(gaps)
-        gaps = gaps.masked_fill(self.own, float("inf"))
-        lower = gaps.flatten(1).amin(1).clamp_min(0) / wnorm
-        dual_mass = live["cost"] * slack.flatten(1).sum(1)
-        data_grad = self.penalised * (live["grad"] - live["weight"])
-        upper = torch.where(dual_mass > 0, data_grad.flatten(1).norm(dim=1) / dual_mass, float("inf"))
-        stalled = ends & (live["lower"] > 0) & (lower <= live["lower"] * (1 + tol / 10))
-        better = ends & (lower > live["lower"])
+        lower, upper = self._bounds(wnorm)
+        better = checked & (lower > live["lower"])
         live["best"] = torch.where(better[:, None, None], live["weight"], live["best"])
         live["lower"] = torch.where(better, lower, live["lower"])
-        live["upper"] = torch.where(ends, torch.minimum(upper, live["upper"]), live["upper"])
+        live["upper"] = torch.where(checked, torch.minimum(upper, live["upper"]), live["upper"])
+        growth = 1 + tol / 10
+        plateau = checked & (live["lower"] > 0) & (live["lower"] <= live["check_lower"] * growth)
+        plateau &= live["stage_iter"] >= 2 * CHECK_EVERY
+        live["check_lower"] = torch.where(checked, live["lower"], live["check_lower"])
+        ends = forced | plateau
+        stalled = ends & (live["stage_lower"] > 0) & (live["lower"] <= live["stage_lower"] * growth)
         separable = live["lower"] >= (1 - tol) * live["upper"]
         hopeless = (live["lower"] == 0) & (live["upper"] < resolution * live["scale"])
         exhausted = ends & ~separable & ~hopeless & ~stalled & (live["stage"] + 1 >= max_stages)
@@ -284,7 +331,7 @@ class _SquaredHingeBank:
                 "is a lower bound that may be loose (or NaN: no separator found)",
                 stacklevel=4,
             )
-        done = ends & (separable | hopeless | stalled | exhausted)
+        done = checked & (separable | hopeless) | ends & (stalled | exhausted)
         grow = ends & ~done
         factor = torch.where(grow, STAGE_FACTOR, 1.0)
         live["grad"] = live["weight"] * self.penalised + factor[:, None, None] * (
@@ -293,9 +340,44 @@ class _SquaredHingeBank:
         live["cost"] = live["cost"] * factor
         live["stage"] = live["stage"] + grow.long()
         live["stage_iter"] = torch.where(grow, 0, live["stage_iter"])
+        live["stage_lower"] = torch.where(grow, live["lower"], live["stage_lower"])
         live["rho"] = torch.where(grow[:, None], 0, live["rho"])
         live["gamma"] = torch.where(grow, 1.0, live["gamma"])
         return done
+
+    def _bounds(self, wnorm):
+        """(ℓ, u) of the current iterates, per live layer: ℓ ≤ γ* ≤ u (module docstring)."""
+        live = self.live
+        gaps = self.gaps(live["scores"])
+        slack = self.slack(gaps)
+        lower = gaps.masked_fill(self.own, float("inf")).flatten(1).amin(1).clamp_min(0) / wnorm
+        dual_mass = live["cost"] * slack.flatten(1).sum(1)
+        data_grad = live["grad"] - self.penalised * live["weight"]
+        spread = (self.penalised * data_grad).flatten(1).norm(dim=1)
+        if self.bias:
+            spread = spread + data_grad[:, -1].abs().sum(1) * live["radius"] / math.sqrt(2)
+        upper = torch.where(dual_mass > 0, spread / dual_mass, float("inf"))
+        return lower, upper
+
+
+def _covariance_eigen(features, bias):
+    """Eigenvalues and eigenvectors of Z̃ᵀZ̃/N per layer (Z̃: the features and, with a bias, a ones column).
+
+    All-zero columns (a narrower layer's padding) are left out of the decomposition and get eigenvalue 0
+    and their own unit vector, so that a layer is preconditioned the same whatever it is batched with.
+    """
+    if bias:
+        features = torch.cat([features, features.new_ones(*features.shape[:2], 1)], dim=-1)
+    num_layers, num_rows, width = features.shape
+    values = torch.zeros(num_layers, width, dtype=torch.float64, device=features.device)
+    vectors = torch.eye(width, dtype=torch.float64, device=features.device).repeat(num_layers, 1, 1)
+    for layer, rows in enumerate(features):
+        used = (rows != 0).any(0).nonzero().flatten()
+        kept = rows[:, used].double()
+        layer_values, layer_vectors = torch.linalg.eigh(kept.T @ kept / num_rows)
+        values[layer, used] = layer_values.clamp_min(0)
+        vectors[layer, used[:, None], used] = layer_vectors
+    return values.to(features.dtype), vectors.to(features.dtype)
 
 
 def _dot(a, b):

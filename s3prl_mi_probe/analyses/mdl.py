@@ -22,9 +22,10 @@ from tqdm import tqdm
 
 from s3prl_mi_probe.probe.arrays import encode_labels
 from s3prl_mi_probe.probe.source import as_source
-from s3prl_mi_probe.probe.train import LayerProbes
+from s3prl_mi_probe.probe.train import DEFAULT_L2_GRID, LayerProbes, shrinking_candidates
 
 BLOCK_PERCENTS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.25, 12.5, 25, 50, 100)
+PILOT_ROWS = 200  # a prefix of at least this many rows chooses the L2 candidates of the next one
 
 
 def block_ends(num_rows):
@@ -64,10 +65,15 @@ def online_codelength(train, dev, classes, seed=0, progress=True, **estimator_pa
     uniform_bits_per_row = math.log2(classes.size)
     num_layers = len(estimator_params.get("layers") or ordered.layer_ids)
     codelength = np.full(num_layers, ends[0] * uniform_bits_per_row)
+    grid = estimator_params.get("l2_grid") or DEFAULT_L2_GRID
+    candidates = None
     blocks = tqdm(list(pairwise(ends)), desc="MDL blocks", unit="block", disable=not progress, leave=False)
     for start, end in blocks:
-        probes = LayerProbes(**{**estimator_params, "classes": classes, "seed": seed, "progress": False})
+        fixed = {"classes": classes, "seed": seed, "progress": False, "l2_candidates": candidates}
+        probes = LayerProbes(**{**estimator_params, **fixed})
         probes.fit(ordered.subset(np.arange(start)), dev=dev)
         codelength += probes.summed_cross_entropy_bits(ordered.subset(np.arange(start, end)))
+        if start >= PILOT_ROWS:
+            candidates = shrinking_candidates(grid, probes.l2_)
     uniform = ordered.num_rows * uniform_bits_per_row
     return [{"mdl_bits": float(bits), "compression": uniform / float(bits)} for bits in codelength]

@@ -13,7 +13,8 @@ lowest dev cross-entropy wins, over L2 strengths and fits ("early_stop", and for
 L2 search at scale: with more than ``l2_search_rows`` train rows, the whole grid is first searched on
 a seeded, class-stratified subsample of that many rows (and of dev); the full data then trains, per
 layer, only the strength chosen there and the next smaller one (more data needs less regularisation),
-so an epoch costs a third of the 6-value grid's.
+so an epoch costs a third of the 6-value grid's (:func:`shrinking_candidates`). ``l2_candidates`` gives
+those per-layer strengths directly, e.g. from a fit on fewer rows of the same data (online codelength).
 
 L2 convention: a probe minimises ``mean_i CE_i (nats) + l2 / 2 * sum ||W||_F^2`` over its weight
 matrices (biases not penalised). For the linear probe this is scikit-learn's ``LogisticRegression``
@@ -64,6 +65,8 @@ class LayerProbes:
     the label set (default: the train labels);
     ``layers`` picks layers of the source by index (default: all; results do not depend on which
     layers are trained together); ``l2_search_rows`` see the module docstring (None: never);
+    ``l2_candidates``: per layer, the L2 strengths to train (lists of one length), instead of ``l2_grid``
+    and its search;
     ``polish_steps`` caps the convex polish.
 
     Learned attributes: ``classes_``, ``layers_``, ``probe_`` (the bank, one probe per layer),
@@ -88,6 +91,7 @@ class LayerProbes:
         classes=None,
         layers=None,
         l2_search_rows=L2_SEARCH_ROWS,
+        l2_candidates=None,
         polish_steps=POLISH_MAX_STEPS,
         tol_bits=DEFAULT_TOL_BITS,
         progress=True,
@@ -105,6 +109,7 @@ class LayerProbes:
         self.classes = classes
         self.layers = layers
         self.l2_search_rows = l2_search_rows
+        self.l2_candidates = l2_candidates
         self.polish_steps = polish_steps
         self.tol_bits = tol_bits
         self.progress = progress
@@ -223,6 +228,10 @@ class LayerProbes:
     def _l2_candidates(self, train, dev, classes, num_layers):
         """``(candidates, pilot)``: per layer, the L2 strengths trained on all rows (the grid, or two of it
         after a subsample search), and the probes fitted in that search (None without one)."""
+        if self.l2_candidates is not None:
+            if len(self.l2_candidates) != num_layers or len({len(layer) for layer in self.l2_candidates}) != 1:
+                raise ValueError(f"l2_candidates needs {num_layers} lists of one length, got {self.l2_candidates}")
+            return [[float(l2) for l2 in layer] for layer in self.l2_candidates], None
         grid = [float(l2) for l2 in (DEFAULT_L2_GRID if self.l2_grid is None else self.l2_grid)]
         if not self.l2_search_rows or train.num_rows <= self.l2_search_rows or len(grid) <= 2:
             return [grid] * num_layers, None
@@ -230,12 +239,7 @@ class LayerProbes:
         pilot_dev = dev.subset(stratified_subsample(dev.labels, self.l2_search_rows, seed=self.seed))
         pilot = LayerProbes(**{**self.get_params(), "l2_search_rows": None, "classes": classes})
         pilot.fit(pilot_train, dev=pilot_dev)
-        ascending = sorted(grid)
-        candidates = []
-        for l2 in pilot.l2_:
-            position = max(ascending.index(l2), 1)
-            candidates.append(ascending[position - 1 : position + 1])
-        return candidates, pilot
+        return shrinking_candidates(grid, pilot.l2_), pilot
 
     def _initial_bank(self, train, layers, candidates, num_classes, pilot=None):
         """The bank of (layer, L2) probes of ``layers`` on ``device`` and its L2 strengths ``[L, K]``.
@@ -332,6 +336,17 @@ class LayerProbes:
     def probe_input_dim(self):
         """The (padded) feature width the fitted probes take."""
         return self.standardizer_.total.shape[1]
+
+
+def shrinking_candidates(grid, chosen):
+    """Per layer, the strength of ``grid`` ``chosen`` on fewer rows and the next smaller one (the two
+    smallest when it is the smallest): more data needs less regularisation."""
+    ascending = sorted(float(l2) for l2 in grid)
+    candidates = []
+    for l2 in chosen:
+        position = max(ascending.index(l2), 1)
+        candidates.append(ascending[position - 1 : position + 1])
+    return candidates
 
 
 def _per_layer(values, chosen):

@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 
+from s3prl_mi_probe.analyses import mdl
 from s3prl_mi_probe.analyses.mdl import block_ends, coding_order, online_codelength
 from s3prl_mi_probe.probe.bank_training import POLISH_TOL
+from s3prl_mi_probe.probe.train import LayerProbes, shrinking_candidates
 
 FAST = {"l2_grid": (1e-2,), "max_epochs": 10, "batch_size": 1024, "progress": False}
 
@@ -68,3 +70,33 @@ def test_informative_features_compress_and_noise_does_not():
     signal, chance = online_codelength(train, dev, classes=range(4), **FAST)
     assert signal["compression"] > 1.5
     assert 0.9 < chance["compression"] < 1.01
+
+
+def test_prefixes_after_a_large_one_train_its_choice_and_the_next_smaller_strength(monkeypatch):
+    fits = []
+
+    class RecordedProbes(LayerProbes):
+        def fit(self, train, dev=None, groups=None):
+            fits.append(self)
+            return super().fit(train, dev=dev, groups=groups)
+
+    monkeypatch.setattr(mdl, "LayerProbes", RecordedProbes)
+    rng = np.random.default_rng(1)
+    labels = rng.integers(3, size=1100)
+    features = (np.eye(3)[labels] + rng.standard_normal((1100, 3)))[None]
+    grid = (1e-3, 1e-2, 1e-1)
+    online_codelength(
+        (features[:, :1000], labels[:1000]),
+        (features[:, 1000:], labels[1000:]),
+        range(3),
+        **{
+            **FAST,
+            "l2_grid": grid,
+        },
+    )
+    sizes = [fit.num_train_segments_ for fit in fits]
+    assert sizes == block_ends(1000)[:-1]
+    for previous, fit in zip(fits, fits[1:]):
+        trimmed = previous.num_train_segments_ >= mdl.PILOT_ROWS
+        expected = shrinking_candidates(grid, previous.l2_) if trimmed else [list(grid)]
+        assert fit.l2_candidates_ == expected

@@ -1,6 +1,7 @@
 """The bank trainer: closed-form linear gradients against autograd, the stopping rule, warm starts."""
 
 import numpy as np
+import pytest
 import torch
 
 from s3prl_mi_probe.metrics.bounds import LN2
@@ -9,7 +10,7 @@ from s3prl_mi_probe.probe.bank_training import POLISH_MAX_STEPS, TrainOptions, p
 from s3prl_mi_probe.probe.kinds import probe_kind
 from s3prl_mi_probe.probe.rows import ResidentRows
 from s3prl_mi_probe.probe.source import as_source
-from s3prl_mi_probe.probe.train import LayerProbes
+from s3prl_mi_probe.probe.train import LayerProbes, shrinking_candidates
 
 L2_GRID = (1e-4, 1e-2, 1.0)
 
@@ -100,3 +101,22 @@ def test_full_data_starts_from_the_probes_of_the_subsample_search():
             assert torch.equal(bank.weight[layer * 2 + candidate], pilot.probe_.weight[layer])
     fitted = estimator.fit((features, labels))
     assert fitted.l2_candidates_ == candidates
+
+
+def test_given_l2_candidates_train_as_they_would_in_the_whole_grid():
+    # Probes of a bank train independently, so a layer's chosen strength trained beside its smaller
+    # neighbour only ends where the whole grid's fit ended (what lets MDL's later prefixes train two).
+    rng = np.random.default_rng(4)
+    features, labels = gaussian_layers(rng, 1500, (0.5, 1.5))
+    train, dev = (features[:, :1200], labels[:1200]), (features[:, 1200:], labels[1200:])
+    grid = LayerProbes(progress=False, l2_grid=L2_GRID).fit(train, dev=dev)
+    candidates = shrinking_candidates(L2_GRID, grid.l2_)
+    pair = LayerProbes(progress=False, l2_grid=L2_GRID, l2_candidates=candidates).fit(train, dev=dev)
+    assert pair.l2_candidates_ == candidates and pair.l2_ == grid.l2_
+    torch.testing.assert_close(pair.probe_.weight, grid.probe_.weight, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="l2_candidates needs 2 lists of one length"):
+        LayerProbes(progress=False, l2_candidates=[[1e-2, 1e-3], [1e-2]]).fit(train, dev=dev)
+
+
+def test_shrinking_candidates_are_the_choice_and_the_next_smaller_strength():
+    assert shrinking_candidates((1.0, 1e-4, 1e-2), [1e-2, 1e-4, 1.0]) == [[1e-4, 1e-2], [1e-4, 1e-2], [1e-2, 1.0]]
