@@ -54,8 +54,9 @@ import numpy as np
 import torch
 
 from s3prl_mi_probe.analyses.class_pairs import PAIRS_TRIED, pairwise_margin_bound
+from s3prl_mi_probe.analyses.sampling import HARD_MARGIN_ROWS
 from s3prl_mi_probe.probe.arrays import stack_layers
-from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS
+from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET
 from s3prl_mi_probe.probe.source import as_source
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
 from s3prl_mi_probe.probe.subsample import stratified_subsample

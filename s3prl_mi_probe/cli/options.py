@@ -8,11 +8,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from s3prl_mi_probe.analyses.sampling import HARD_MARGIN_ROWS
 from s3prl_mi_probe.cli.parser import UsageError
 from s3prl_mi_probe.corpus.task import TASK_DEFAULT, TaskOptions, describe_task_default
 from s3prl_mi_probe.corpus.task_kinds import FRAME_TASK_NAMES
 from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH
-from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS, parse_size
+from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, parse_size
 from s3prl_mi_probe.probe.stopping import DEFAULT_TOL_BITS
 
 

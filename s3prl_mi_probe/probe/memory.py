@@ -13,7 +13,6 @@ import re
 from dataclasses import asdict, dataclass
 
 DEFAULT_MEMORY_BUDGET = 2 << 30
-HARD_MARGIN_ROWS = 10_000  # train rows the hard margin's solver (super-linear in the rows) takes at most
 RING_SLOTS = 3  # streamed block buffers: the block in use, the one returned last, the one being read
 STREAM_COPIES = RING_SLOTS + 1  # and headroom for read buffers, float64 statistics, minibatch copies
 STATE_COPIES = 12  # parameters, gradients, Adam's two moments, the epoch average, the best, the polish's

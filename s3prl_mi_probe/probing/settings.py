@@ -2,9 +2,10 @@
 
 from dataclasses import dataclass
 
+from s3prl_mi_probe.analyses.sampling import HARD_MARGIN_ROWS
 from s3prl_mi_probe.common.device import check_device
 from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, PROBE_KINDS
-from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, HARD_MARGIN_ROWS
+from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET
 from s3prl_mi_probe.probe.stopping import DEFAULT_TOL_BITS
 
 
