@@ -12,9 +12,12 @@ probe keeps its best dev round. A probe's learning rate halves at the 1st, 3rd, 
 row in which its dev cross-entropy did not improve by at least ``tol_bits``; after ``patience`` such
 rounds it stops. A layer whose probes have all stopped leaves the batched GEMMs.
 
-Then every linear probe is *polished*: from its early-stopped parameters, full-batch gradient
-descent with a Barzilai–Borwein step of its own towards the optimum of its regularised train
-objective (the solution scikit-learn finds for that L2). It stops once its largest gradient entry is
+Then the linear probes that can still win are *polished*: per layer, the candidate with the best
+early-stopped dev cross-entropy and the one of the next stronger L2 (``POLISH_CANDIDATES``; the
+converged probe of a weaker L2 fits train more closely than its early-stopped one and loses on dev).
+From its early-stopped parameters, each takes full-batch gradient descent with a Barzilai–Borwein
+step of its own towards the optimum of its regularised train objective (the solution scikit-learn
+finds for that L2). It stops once its largest gradient entry is
 below ``POLISH_TOL`` (scikit-learn's lbfgs criterion) or its objective moved by less than a tenth of
 ``tol_bits`` in a step. The full-batch objective and its gradient are summed over row chunks, so the
 polish needs no more memory than a chunk.
@@ -39,6 +42,7 @@ ADAM_EPS = 1e-8
 POLISH_TOL = 1e-4
 POLISH_MAX_STEPS = 30
 POLISH_TOL_SHARE = 0.1  # the polish stops on objective moves below this share of the stopping tolerance
+POLISH_CANDIDATES = 2  # per layer: the best early-stopped candidate on dev and the next stronger L2
 DEFAULT_CHUNK_ROWS = 1024
 
 
@@ -259,3 +263,40 @@ def polish_bank(
     for name, value in params.items():
         polished[name][live] = value
     return polished, steps
+
+
+def polish_contenders(dev_ce, l2, count=POLISH_CANDIDATES):
+    """Per layer, the positions along K ``[L, m]`` of the candidates to polish: the one with the lowest
+    early-stopped dev CE and the next stronger L2s (the strongest ``m`` when it is among them)."""
+    count = min(count, l2.shape[1])
+    order = l2.argsort(1)
+    rank = (order == dev_ce.argmin(1, keepdim=True)).long().argmax(1, keepdim=True)
+    first = rank.clamp(max=l2.shape[1] - count)
+    return order.gather(1, first + torch.arange(count, device=l2.device))
+
+
+@torch.no_grad()
+def polish_best(kernel, penalized, best, train, dev, l2, tol_bits, max_steps, chunk_rows=DEFAULT_CHUNK_ROWS):
+    """:func:`polish_bank` on the :func:`polish_contenders` of ``best`` (what :func:`train_bank` returned).
+
+    Returns the polished parameters (kernel layout, all K candidates: the others keep their
+    early-stopped ones), their dev CE ``[L, K]`` (nats; infinite where not polished) and the passes
+    over train the polish took ``[L, K]`` (one to start plus one per step; zero where not polished).
+    """
+    index = polish_contenders(best["dev_ce"], l2)
+    polished, steps = polish_bank(
+        kernel,
+        penalized,
+        kernel.take_candidates(best["params"], index),
+        train,
+        l2.gather(1, index),
+        tol_bits,
+        max_steps,
+        chunk_rows,
+    )
+    dev_ce = bank_cross_entropy(kernel, polished, dev, None, chunk_rows)
+    return {
+        "params": kernel.put_candidates(best["params"], index, polished),
+        "dev_ce": torch.full_like(best["dev_ce"], math.inf).scatter(1, index, dev_ce),
+        "passes": torch.zeros_like(best["epochs_run"]).scatter(1, index, (1 + steps).to(best["epochs_run"].dtype)),
+    }
