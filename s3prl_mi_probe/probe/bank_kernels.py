@@ -134,7 +134,7 @@ class AutogradKernel(BankKernel):
 
     def _losses(self, params, features, labels):
         layers, rows, dim = features.shape
-        candidates = self.num_candidates
+        candidates = next(iter(params.values())).shape[1]
         expanded = features.unsqueeze(1).expand(layers, candidates, rows, dim).reshape(layers * candidates, rows, dim)
         logits = functional_call(self.bank, self.to_bank(params), (expanded,))
         losses = F.cross_entropy(

@@ -77,6 +77,37 @@ def test_linear_bank_trains_and_polishes_as_the_autograd_trainer_does():
         assert torch.allclose(value, auto_polished[name], atol=1e-3), name
 
 
+def test_a_probe_trains_as_it_would_alone_while_the_others_stop_and_leave_the_gemms():
+    rng = np.random.default_rng(4)
+    features, labels = gaussian_layers(rng, 1500, (0.3, 1.0))
+    train = ResidentRows(torch.as_tensor(features[:, :1000]), torch.as_tensor(labels[:1000]))
+    dev = ResidentRows(torch.as_tensor(features[:, 1000:]), torch.as_tensor(labels[1000:]))
+    kind, l2 = probe_kind("linear"), torch.tensor(L2_GRID).repeat(2, 1)
+    bank = random_linear_bank(2, 3, 6, 5)
+    options = TrainOptions(max_epochs=100, batch_size=128, patience=3, lr=1e-2)
+    kernel = LinearKernel(bank, 3)
+    start = kernel.from_bank({name: value.detach() for name, value in bank.named_parameters()})
+    together = train_bank(kernel, start, kind.penalized, train, dev, l2, torch.Generator().manual_seed(0), options)
+    assert len(set(together["epochs_run"].flatten().tolist())) > 2  # probes stop at different rounds
+    for candidate in range(3):
+        column = torch.tensor([[candidate]] * 2)
+        alone = train_bank(
+            LinearKernel(bank, 1),
+            kernel.take_candidates(start, column),
+            kind.penalized,
+            train,
+            dev,
+            l2.gather(1, column),
+            torch.Generator().manual_seed(0),
+            options,
+        )
+        for key in ("best_epoch", "epochs_run"):
+            assert torch.equal(together[key][:, candidate : candidate + 1], alone[key]), key
+        assert torch.allclose(together["dev_ce"][:, candidate : candidate + 1], alone["dev_ce"], atol=1e-5)
+        for name, value in kernel.take_candidates(together["params"], column).items():
+            assert torch.allclose(value, alone["params"][name], atol=1e-4), name
+
+
 def test_polish_contenders_are_the_best_on_dev_and_the_next_stronger_l2():
     l2 = torch.tensor([[1e-2, 1e-4, 1.0, 1e-3], [1e-4, 1e-3, 1e-2, 1.0], [1e-4, 1e-3, 1e-2, 1.0]])
     dev_ce = torch.tensor([[2.0, 3.0, 4.0, 1.0], [3.0, 2.0, 1.0, 0.5], [0.5, 1.0, 2.0, 3.0]])
