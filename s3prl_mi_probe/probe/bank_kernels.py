@@ -4,7 +4,8 @@ A bank holds K candidate probes (one per L2 strength) for each of L layers. Its 
 a *kernel layout* whose leading dimension is the layer, so that the probes of the layers still
 training are one index away (``value[layers]``); per-probe quantities (learning rates, L2 strengths,
 dev cross-entropies) are ``[L, K]`` tensors. :meth:`expand` broadcasts such a tensor against a
-parameter, :meth:`probe_sums` sums a parameter-shaped tensor back to ``[L, K]``.
+parameter, :meth:`probe_sums` sums a parameter-shaped tensor back to ``[L, K]``, and :meth:`take_candidates` /
+:meth:`put_candidates` gather and scatter some candidates of each layer along the probe axis.
 
 The linear kernel needs no autograd: with logits ``Z = X W + b`` for features ``X [B, D]`` and the K
 probes of a layer side by side in ``W [D, K·C]``, the gradient of the summed softmax cross-entropy is
@@ -36,6 +37,20 @@ class BankKernel:
         axis = self.probe_axes[name]
         others = [dim for dim in range(tensor.dim()) if dim not in (0, axis)]
         return reduce(tensor, others) if others else tensor
+
+    def take_candidates(self, params, index):
+        """``params`` cut to the candidates ``index [L, m]`` (positions along K) of each layer: K becomes m."""
+        return {
+            name: value.take_along_dim(self.expand(name, index), self.probe_axes[name])
+            for name, value in params.items()
+        }
+
+    def put_candidates(self, params, index, values):
+        """A copy of ``params`` with the candidates ``index [L, m]`` of each layer replaced by ``values``."""
+        return {
+            name: value.scatter(self.probe_axes[name], self.expand(name, index).expand_as(values[name]), values[name])
+            for name, value in params.items()
+        }
 
 
 class LinearKernel(BankKernel):
@@ -119,7 +134,7 @@ class AutogradKernel(BankKernel):
 
     def _losses(self, params, features, labels):
         layers, rows, dim = features.shape
-        candidates = self.num_candidates
+        candidates = next(iter(params.values())).shape[1]
         expanded = features.unsqueeze(1).expand(layers, candidates, rows, dim).reshape(layers * candidates, rows, dim)
         logits = functional_call(self.bank, self.to_bank(params), (expanded,))
         losses = F.cross_entropy(

@@ -10,11 +10,15 @@ large corpus is judged on dev as often (in optimiser steps) as a small one. What
 what dev judges, is the average of the probe's iterates over the round (less minibatch noise); every
 probe keeps its best dev round. A probe's learning rate halves at the 1st, 3rd, 5th ... round in a
 row in which its dev cross-entropy did not improve by at least ``tol_bits``; after ``patience`` such
-rounds it stops. A layer whose probes have all stopped leaves the batched GEMMs.
+rounds it stops. Stopped probes leave the batched GEMMs: a layer with none running leaves, and every
+layer keeps as many candidates as the layer with the most running ones (those first).
 
-Then every linear probe is *polished*: from its early-stopped parameters, full-batch gradient
-descent with a Barzilai–Borwein step of its own towards the optimum of its regularised train
-objective (the solution scikit-learn finds for that L2). It stops once its largest gradient entry is
+Then the linear probes that can still win are *polished*: per layer, the candidate with the best
+early-stopped dev cross-entropy and the one of the next stronger L2 (``POLISH_CANDIDATES``; the
+converged probe of a weaker L2 fits train more closely than its early-stopped one and loses on dev).
+From its early-stopped parameters, each takes full-batch gradient descent with a Barzilai–Borwein
+step of its own towards the optimum of its regularised train objective (the solution scikit-learn
+finds for that L2). It stops once its largest gradient entry is
 below ``POLISH_TOL`` (scikit-learn's lbfgs criterion) or its objective moved by less than a tenth of
 ``tol_bits`` in a step. The full-batch objective and its gradient are summed over row chunks, so the
 polish needs no more memory than a chunk.
@@ -39,6 +43,7 @@ ADAM_EPS = 1e-8
 POLISH_TOL = 1e-4
 POLISH_MAX_STEPS = 30
 POLISH_TOL_SHARE = 0.1  # the polish stops on objective moves below this share of the stopping tolerance
+POLISH_CANDIDATES = 2  # per layer: the best early-stopped candidate on dev and the next stronger L2
 DEFAULT_CHUNK_ROWS = 1024
 
 
@@ -121,6 +126,7 @@ def train_bank(kernel, params, penalized, train, dev, l2, generator, options, pr
     stale = torch.zeros_like(best_round)
     probe_lr = torch.full_like(l2, options.lr)
     live = torch.arange(num_layers, device=l2.device)
+    slots = torch.arange(l2.shape[1], device=l2.device).expand(num_layers, -1)
     params = {name: value.clone() for name, value in params.items()}
     moments = {name: (torch.zeros_like(value), torch.zeros_like(value)) for name, value in params.items()}
     tol, step = options.tol_bits * LN2, 0
@@ -129,35 +135,37 @@ def train_bank(kernel, params, penalized, train, dev, l2, generator, options, pr
     with bar, flushed_denormals():  # an interrupt clears the bar before the command's last line
         for index, (epoch, batches) in enumerate(_rounds(train, options.batch_size, options.round_rows, generator), 1):
             all_live = live.numel() == num_layers
+            held = (live.unsqueeze(1), slots)  # the probes in the GEMMs: [L', r] per-probe entries
+            alive, held_l2 = running[held], l2[held]
+            held_lr = probe_lr[held] * alive
             average = {name: torch.zeros_like(value) for name, value in params.items()}
             count = 0
             for features, targets in batches:
                 grads, _ = kernel.gradients(params, _layers_of(features, None if all_live else live), targets)
                 step += 1
-                _add_penalty(kernel, grads, params, penalized, l2[live], 1 / targets.numel())
-                _adam_step(kernel, params, grads, moments, probe_lr[live] * running[live], step)
+                _add_penalty(kernel, grads, params, penalized, held_l2, 1 / targets.numel())
+                _adam_step(kernel, params, grads, moments, held_lr, step)
                 for name, value in params.items():
                     average[name].add_(value)
                 count += 1
             average = {name: value / count for name, value in average.items()}
             dev_ce = bank_cross_entropy(kernel, average, dev, None if all_live else live, options.chunk_rows)
-            alive = running[live]
-            improved = alive & (dev_ce < best_dev[live])
-            for name, value in average.items():
-                best[name][live] = torch.where(kernel.expand(name, improved), value, best[name][live])
-            best_dev[live] = torch.where(improved, dev_ce, best_dev[live])
-            best_round[live] = torch.where(improved, index, best_round[live])
-            significant = alive & (dev_ce < anchor[live] - tol)
-            anchor[live] = torch.where(significant, dev_ce, anchor[live])
-            stale[live] = torch.where(significant, 0, stale[live] + alive.long())
-            halve = alive & ~significant & (stale[live] % 2 == 1)
-            probe_lr[live] = torch.where(halve, probe_lr[live] / 2, probe_lr[live])
-            running[live] = alive & (stale[live] < options.patience) & (index < max_rounds)
-            rounds_run[live] = torch.where(alive, index, rounds_run[live])
-            keep = running[live].any(1)
-            if not keep.all():
-                live = live[keep]
-                params, moments = _take(params, keep), _take(moments, keep)
+            improved = alive & (dev_ce < best_dev[held])
+            layers_best = {name: value[live] for name, value in best.items()}
+            kept = kernel.take_candidates(layers_best, slots)
+            kept = {name: torch.where(kernel.expand(name, improved), average[name], kept[name]) for name in kept}
+            for name, value in kernel.put_candidates(layers_best, slots, kept).items():
+                best[name][live] = value
+            best_dev[held] = torch.where(improved, dev_ce, best_dev[held])
+            best_round[held] = torch.where(improved, index, best_round[held])
+            significant = alive & (dev_ce < anchor[held] - tol)
+            anchor[held] = torch.where(significant, dev_ce, anchor[held])
+            stale[held] = torch.where(significant, 0, stale[held] + alive.long())
+            halve = alive & ~significant & (stale[held] % 2 == 1)
+            probe_lr[held] = torch.where(halve, probe_lr[held] / 2, probe_lr[held])
+            running[held] = alive & (stale[held] < options.patience) & (index < max_rounds)
+            rounds_run[held] = torch.where(alive, index, rounds_run[held])
+            live, slots, params, moments = _running_only(kernel, running[held], live, slots, params, moments)
             bar.update(1)
             bar.set_postfix(epoch=epoch, layers=live.numel(), dev_bits=f"{float(best_dev.mean()) / LN2:.3f}")
             if live.numel() == 0:
@@ -168,6 +176,23 @@ def train_bank(kernel, params, penalized, train, dev, l2, generator, options, pr
         "epochs_run": rounds_run.double() / rounds_per_epoch,
         "params": best,
     }
+
+
+def _running_only(kernel, still, live, slots, params, moments):
+    """The layers ``live``, candidate positions ``slots [L', r]``, parameters and Adam moments cut to the
+    probes still running (``still [L', r]``): layers with none leave, and every layer keeps as many
+    candidates as the busiest one has running, running ones first (the others have a learning rate of 0)."""
+    keep = still.any(1)
+    width = int(still.sum(1).max())
+    if keep.all() and width == slots.shape[1]:
+        return live, slots, params, moments
+    order = still[keep].long().argsort(dim=1, descending=True, stable=True)[:, :width]
+    params, moments = _take(params, keep), _take(moments, keep)
+    moments = {
+        name: tuple(kernel.take_candidates({name: part}, order)[name] for part in pair)
+        for name, pair in moments.items()
+    }
+    return live[keep], slots[keep].gather(1, order), kernel.take_candidates(params, order), moments
 
 
 def _add_penalty(kernel, grads, params, penalized, l2, scale):
@@ -259,3 +284,40 @@ def polish_bank(
     for name, value in params.items():
         polished[name][live] = value
     return polished, steps
+
+
+def polish_contenders(dev_ce, l2, count=POLISH_CANDIDATES):
+    """Per layer, the positions along K ``[L, m]`` of the candidates to polish: the one with the lowest
+    early-stopped dev CE and the next stronger L2s (the strongest ``m`` when it is among them)."""
+    count = min(count, l2.shape[1])
+    order = l2.argsort(1)
+    rank = (order == dev_ce.argmin(1, keepdim=True)).long().argmax(1, keepdim=True)
+    first = rank.clamp(max=l2.shape[1] - count)
+    return order.gather(1, first + torch.arange(count, device=l2.device))
+
+
+@torch.no_grad()
+def polish_best(kernel, penalized, best, train, dev, l2, tol_bits, max_steps, chunk_rows=DEFAULT_CHUNK_ROWS):
+    """:func:`polish_bank` on the :func:`polish_contenders` of ``best`` (what :func:`train_bank` returned).
+
+    Returns the polished parameters (kernel layout, all K candidates: the others keep their
+    early-stopped ones), their dev CE ``[L, K]`` (nats; infinite where not polished) and the passes
+    over train the polish took ``[L, K]`` (one to start plus one per step; zero where not polished).
+    """
+    index = polish_contenders(best["dev_ce"], l2)
+    polished, steps = polish_bank(
+        kernel,
+        penalized,
+        kernel.take_candidates(best["params"], index),
+        train,
+        l2.gather(1, index),
+        tol_bits,
+        max_steps,
+        chunk_rows,
+    )
+    dev_ce = bank_cross_entropy(kernel, polished, dev, None, chunk_rows)
+    return {
+        "params": kernel.put_candidates(best["params"], index, polished),
+        "dev_ce": torch.full_like(best["dev_ce"], math.inf).scatter(1, index, dev_ce),
+        "passes": torch.zeros_like(best["epochs_run"]).scatter(1, index, (1 + steps).to(best["epochs_run"].dtype)),
+    }

@@ -36,9 +36,8 @@ from s3prl_mi_probe.probe.arrays import carve_dev, encode_labels
 from s3prl_mi_probe.probe.bank_training import (
     POLISH_MAX_STEPS,
     TrainOptions,
-    bank_cross_entropy,
     flushed_denormals,
-    polish_bank,
+    polish_best,
     train_bank,
 )
 from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, build_probe_bank, probe_kind
@@ -190,19 +189,20 @@ class LayerProbes:
         passes = best["epochs_run"]
         if kind.convex:
             with flushed_denormals():
-                converged, steps = polish_bank(
+                converged = polish_best(
                     kind_kernel,
                     kind.penalized,
-                    best["params"],
+                    best,
                     train_rows,
+                    dev_rows,
                     l2,
                     self.tol_bits,
                     self.polish_steps,
                     plan.chunk_rows,
                 )
-                fits_dev_ce.append(bank_cross_entropy(kind_kernel, converged, dev_rows, None, plan.chunk_rows))
-            fits.append(converged)
-            passes = passes + 1 + steps
+            fits.append(converged["params"])
+            fits_dev_ce.append(converged["dev_ce"])
+            passes = passes + converged["passes"]
         num_candidates = l2.shape[1]
         dev_ce = torch.stack(fits_dev_ce)
         chosen = dev_ce.transpose(0, 1).reshape(len(layers), -1).argmin(1).cpu()

@@ -6,7 +6,14 @@ import torch
 
 from s3prl_mi_probe.metrics.bounds import LN2
 from s3prl_mi_probe.probe.bank_kernels import AutogradKernel, LinearKernel
-from s3prl_mi_probe.probe.bank_training import POLISH_MAX_STEPS, TrainOptions, polish_bank, train_bank
+from s3prl_mi_probe.probe.bank_training import (
+    POLISH_MAX_STEPS,
+    TrainOptions,
+    polish_bank,
+    polish_best,
+    polish_contenders,
+    train_bank,
+)
 from s3prl_mi_probe.probe.kinds import probe_kind
 from s3prl_mi_probe.probe.rows import ResidentRows
 from s3prl_mi_probe.probe.source import as_source
@@ -69,6 +76,77 @@ def test_linear_bank_trains_and_polishes_as_the_autograd_trainer_does():
     assert torch.equal(closed["epochs_run"], auto["epochs_run"])
     for name, value in closed_polished.items():
         assert torch.allclose(value, auto_polished[name], atol=1e-3), name
+
+
+def test_a_probe_trains_as_it_would_alone_while_the_others_stop_and_leave_the_gemms():
+    rng = np.random.default_rng(4)
+    features, labels = gaussian_layers(rng, 1500, (0.3, 1.0))
+    train = ResidentRows(torch.as_tensor(features[:, :1000]), torch.as_tensor(labels[:1000]))
+    dev = ResidentRows(torch.as_tensor(features[:, 1000:]), torch.as_tensor(labels[1000:]))
+    kind, l2 = probe_kind("linear"), torch.tensor(L2_GRID).repeat(2, 1)
+    bank = random_linear_bank(2, 3, 6, 5)
+    options = TrainOptions(max_epochs=100, batch_size=128, patience=3, lr=1e-2)
+    kernel = LinearKernel(bank, 3)
+    start = kernel.from_bank({name: value.detach() for name, value in bank.named_parameters()})
+    together = train_bank(kernel, start, kind.penalized, train, dev, l2, torch.Generator().manual_seed(0), options)
+    assert len(set(together["epochs_run"].flatten().tolist())) > 2  # probes stop at different rounds
+    for candidate in range(3):
+        column = torch.tensor([[candidate]] * 2)
+        alone = train_bank(
+            LinearKernel(bank, 1),
+            kernel.take_candidates(start, column),
+            kind.penalized,
+            train,
+            dev,
+            l2.gather(1, column),
+            torch.Generator().manual_seed(0),
+            options,
+        )
+        for key in ("best_epoch", "epochs_run"):
+            assert torch.equal(together[key][:, candidate : candidate + 1], alone[key]), key
+        assert torch.allclose(together["dev_ce"][:, candidate : candidate + 1], alone["dev_ce"], atol=1e-5)
+        for name, value in kernel.take_candidates(together["params"], column).items():
+            assert torch.allclose(value, alone["params"][name], atol=1e-4), name
+
+
+def test_polish_contenders_are_the_best_on_dev_and_the_next_stronger_l2():
+    l2 = torch.tensor([[1e-2, 1e-4, 1.0, 1e-3], [1e-4, 1e-3, 1e-2, 1.0], [1e-4, 1e-3, 1e-2, 1.0]])
+    dev_ce = torch.tensor([[2.0, 3.0, 4.0, 1.0], [3.0, 2.0, 1.0, 0.5], [0.5, 1.0, 2.0, 3.0]])
+    contenders = polish_contenders(dev_ce, l2).tolist()
+    assert contenders == [[3, 0], [2, 3], [0, 1]]  # best 1e-3 then 1e-2; best the strongest; best the weakest
+    assert polish_contenders(dev_ce, l2, count=9).shape == (3, 4)
+
+
+def test_only_the_contenders_are_polished_and_the_others_keep_their_early_stopped_fit():
+    rng = np.random.default_rng(3)
+    features, labels = gaussian_layers(rng, 1500, (0.3, 1.0))
+    train = ResidentRows(torch.as_tensor(features[:, :1000]), torch.as_tensor(labels[:1000]))
+    dev = ResidentRows(torch.as_tensor(features[:, 1000:]), torch.as_tensor(labels[1000:]))
+    kind, l2 = probe_kind("linear"), torch.tensor(L2_GRID).repeat(2, 1)
+    bank = kind.build(6, 6, 5)
+    kernel = LinearKernel(bank, 3)
+    start = kernel.from_bank({name: value.detach() for name, value in bank.named_parameters()})
+    options = TrainOptions(max_epochs=3, batch_size=128, patience=6, lr=1e-2)
+    best = train_bank(kernel, start, kind.penalized, train, dev, l2, torch.Generator().manual_seed(0), options)
+    polished = polish_best(kernel, kind.penalized, best, train, dev, l2, 1e-3, POLISH_MAX_STEPS)
+    contenders = polish_contenders(best["dev_ce"], l2)
+    alone, steps = polish_bank(
+        kernel,
+        kind.penalized,
+        kernel.take_candidates(best["params"], contenders),
+        train,
+        l2.gather(1, contenders),
+        1e-3,
+        POLISH_MAX_STEPS,
+    )
+    was_polished = torch.zeros_like(l2, dtype=torch.bool).scatter(1, contenders, True)
+    assert torch.equal(polished["passes"].gather(1, contenders), (1 + steps).double())
+    assert torch.equal(polished["passes"] == 0, ~was_polished) and torch.isinf(polished["dev_ce"][~was_polished]).all()
+    for name, value in kernel.take_candidates(polished["params"], contenders).items():
+        assert torch.equal(value, alone[name]), name
+    others = kernel.put_candidates(polished["params"], contenders, kernel.take_candidates(best["params"], contenders))
+    for name, value in others.items():
+        assert torch.equal(value, best["params"][name]), name
 
 
 def test_training_stops_on_the_tolerance_well_before_the_epoch_cap():
