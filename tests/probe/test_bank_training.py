@@ -30,6 +30,14 @@ def gaussian_layers(rng, num_rows, scales, num_classes=5, dim=6):
     return np.stack(layers).astype(np.float32), labels
 
 
+def two_layer_rows(seed):
+    """Train (1,000 rows) and dev (500 rows) of two Gaussian layers (separations 0.3 and 1.0), resident."""
+    features, labels = gaussian_layers(np.random.default_rng(seed), 1500, (0.3, 1.0))
+    train = ResidentRows(torch.as_tensor(features[:, :1000]), torch.as_tensor(labels[:1000]))
+    dev = ResidentRows(torch.as_tensor(features[:, 1000:]), torch.as_tensor(labels[1000:]))
+    return train, dev
+
+
 def random_linear_bank(num_layers, num_candidates, dim, num_classes, seed=0):
     """A linear bank with random (non-zero) parameters, so that every gradient term is exercised."""
     bank = probe_kind("linear").build(num_layers * num_candidates, dim, num_classes)
@@ -57,10 +65,7 @@ def test_closed_form_linear_gradient_equals_autograd():
 
 
 def test_linear_bank_trains_and_polishes_as_the_autograd_trainer_does():
-    rng = np.random.default_rng(0)
-    features, labels = gaussian_layers(rng, 1500, (0.3, 1.0))
-    train = ResidentRows(torch.as_tensor(features[:, :1000]), torch.as_tensor(labels[:1000]))
-    dev = ResidentRows(torch.as_tensor(features[:, 1000:]), torch.as_tensor(labels[1000:]))
+    train, dev = two_layer_rows(0)
     kind, l2 = probe_kind("linear"), torch.tensor(L2_GRID).repeat(2, 1)
     bank = kind.build(6, 6, 5)
     options = TrainOptions(max_epochs=100, batch_size=128, patience=6, lr=1e-2)
@@ -79,10 +84,7 @@ def test_linear_bank_trains_and_polishes_as_the_autograd_trainer_does():
 
 
 def test_a_probe_trains_as_it_would_alone_while_the_others_stop_and_leave_the_gemms():
-    rng = np.random.default_rng(4)
-    features, labels = gaussian_layers(rng, 1500, (0.3, 1.0))
-    train = ResidentRows(torch.as_tensor(features[:, :1000]), torch.as_tensor(labels[:1000]))
-    dev = ResidentRows(torch.as_tensor(features[:, 1000:]), torch.as_tensor(labels[1000:]))
+    train, dev = two_layer_rows(4)
     kind, l2 = probe_kind("linear"), torch.tensor(L2_GRID).repeat(2, 1)
     bank = random_linear_bank(2, 3, 6, 5)
     options = TrainOptions(max_epochs=100, batch_size=128, patience=3, lr=1e-2)
@@ -118,10 +120,7 @@ def test_polish_contenders_are_the_best_on_dev_and_the_next_stronger_l2():
 
 
 def test_only_the_contenders_are_polished_and_the_others_keep_their_early_stopped_fit():
-    rng = np.random.default_rng(3)
-    features, labels = gaussian_layers(rng, 1500, (0.3, 1.0))
-    train = ResidentRows(torch.as_tensor(features[:, :1000]), torch.as_tensor(labels[:1000]))
-    dev = ResidentRows(torch.as_tensor(features[:, 1000:]), torch.as_tensor(labels[1000:]))
+    train, dev = two_layer_rows(3)
     kind, l2 = probe_kind("linear"), torch.tensor(L2_GRID).repeat(2, 1)
     bank = kind.build(6, 6, 5)
     kernel = LinearKernel(bank, 3)
