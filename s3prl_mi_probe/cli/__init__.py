@@ -63,7 +63,18 @@ def main(argv=None):
 
         resume = getattr(args, "resume_hint", "rerun the command")
         tqdm.write(f"s3prl-mi-probe {args.command}: interrupted; every file written is whole; {resume}", sys.stderr)
+        _forget_interrupt_in_string_code()
         return INTERRUPTED_EXIT_CODE
+
+
+def _forget_interrupt_in_string_code():
+    """Keep exit code 130 under ``python -m s3prl_mi_probe`` when Ctrl-C landed inside code run from a string.
+
+    CPython marks an interrupt "unhandled" when it leaves a string ``exec``/``eval`` (``dataclasses`` builds
+    every ``__init__`` that way, so an interrupt during an upstream's imports does), and for ``-m`` it then
+    ends the process by SIGINT after our handler has run. Each string evaluation clears that mark first.
+    """
+    eval("None")
 
 
 if __name__ == "__main__":

@@ -217,3 +217,21 @@ def test_validate_names_a_malformed_textgrid_in_words(tmp_path, cli_in_process):
     [problem] = [line for line in result.stderr.splitlines() if "utt002.TextGrid" in line]
     assert problem.endswith("malformed TextGrid (not in Praat's TextGrid format, or cut short)")
     assert "Error" not in result.stderr
+
+
+def test_ctrl_c_inside_code_built_from_a_string_still_exits_130(tmp_path):
+    # dataclasses build __init__ with a string exec: an interrupt while an upstream's modules import lands there
+    (tmp_path / "interrupted_doctor.py").write_text(
+        "import sys\n"
+        "from s3prl_mi_probe import cli\n"
+        "from s3prl_mi_probe.cli import doctor\n"
+        "def interrupted(args):\n"
+        "    exec('raise KeyboardInterrupt')\n"
+        "doctor._doctor = interrupted\n"
+        "sys.exit(cli.main(['doctor']))\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-m", "interrupted_doctor"], capture_output=True, text=True, env=environment, timeout=120
+    )
+    our_line(result, 130, "s3prl-mi-probe doctor: interrupted")
