@@ -31,13 +31,13 @@ def probe_rows(sources, settings, controls=None, layers=None, progress=True):
     layer_columns, notes = _layer_analyses(sources["train"], settings, layers)
     rows = []
     for kind in (probe for probe in settings.probes if probe in PROBE_KINDS):
-        fits = [_fit_and_evaluate(sources, kind, settings, seed, layers, progress) for seed in settings.seed_range()]
-        notes.setdefault("memory_plan", fits[0][1])
+        seeds = _fitted_seeds(sources, kind, settings, layers, controls, progress)
+        notes.setdefault("memory_plan", seeds[0].memory_plan_.describe())
         control_rows = None
         if controls is not None:
-            control_sources = {split: _scored_control(source, controls) for split, source in sources.items()}
-            control_rows, _ = _fit_and_evaluate(control_sources, kind, settings, settings.seed, layers, progress)
-        kind_rows = merged_rows([fit_rows for fit_rows, _ in fits], control_rows)
+            control_sources = {split: _scored_control(sources[split], controls) for split in EVALUATED_SPLITS}
+            control_rows = _evaluated(seeds[0].extra_probes_[0], control_sources)
+        kind_rows = merged_rows([_evaluated(probes, sources) for probes in seeds], control_rows)
         if settings.mdl:
             from s3prl_mi_probe.analyses.mdl import online_codelength
 
@@ -74,13 +74,30 @@ def _estimator_params(kind, settings, layers):
     }
 
 
-def _fit_and_evaluate(sources, kind, settings, seed, layers, progress):
+def _fitted_seeds(sources, kind, settings, layers, controls, progress):
+    """The probes of ``kind``, one estimator per seed (docs/method.md, "Uncertainty").
+
+    The first seed searches the L2 grid; with ``controls`` its control probes train in the same bank
+    pass (``extra_labels``: train rows always carry a control label). Every further seed trains at the
+    L2 strength the first chose per layer, so that a seed varies the training itself (row order, an
+    MLP's initial weights, hence the epoch and fit kept), not the L2 search.
+    """
     from s3prl_mi_probe.probe.train import LayerProbes
 
-    probes = LayerProbes(**_estimator_params(kind, settings, layers), seed=seed, progress=progress)
-    probes.fit(sources["train"], dev=sources["dev"])
-    rows = [row for split in EVALUATED_SPLITS for row in probes.evaluate(sources[split], split=split)]
-    return rows, probes.memory_plan_.describe()
+    params = _estimator_params(kind, settings, layers)
+    extra = [] if controls is None else [tuple(controls[_absolute_rows(sources[split])] for split in ("train", "dev"))]
+    first = LayerProbes(**params, seed=settings.seed, progress=progress)
+    first.fit(sources["train"], dev=sources["dev"], extra_labels=extra)
+    chosen = [[l2] for l2 in first.l2_]
+    later = [
+        LayerProbes(**params, seed=seed, l2_candidates=chosen, progress=progress) for seed in settings.seed_range()[1:]
+    ]
+    return [first, *(probes.fit(sources["train"], dev=sources["dev"]) for probes in later)]
+
+
+def _evaluated(probes, sources):
+    """The dev and test rows of fitted ``probes``."""
+    return [row for split in EVALUATED_SPLITS for row in probes.evaluate(sources[split], split=split)]
 
 
 def _layer_analyses(train, settings, layers):
