@@ -4,12 +4,16 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from s3prl_mi_probe.cli import main
 from s3prl_mi_probe.corpus.control import UNSEEN
 from s3prl_mi_probe.features.folder import FeaturesFolder, write_features_folder
 from s3prl_mi_probe.probe.stopping import DEFAULT_PATIENCE
-from s3prl_mi_probe.probing.folder import folder_control_labels
+from s3prl_mi_probe.probe.train import DEFAULT_L2_GRID
+from s3prl_mi_probe.probing.folder import folder_control_labels, folder_splits
+from s3prl_mi_probe.probing.rows import fitted_seeds
+from s3prl_mi_probe.probing.settings import ProbeSettings
 from s3prl_mi_probe.report.rows import read_sweep_csv
 
 
@@ -138,3 +142,17 @@ def test_torchrun_shares_the_layers_and_gives_the_rows_of_one_process(features, 
         assert abs(shared["mi_bits"] - alone["mi_bits"]) < 0.005, (shared, alone)
     provenance = json.loads((tmp_path / "ranks" / "sweep.json").read_text())["provenance"]
     assert [rank["layers"] for rank in provenance["ranks"]] == [[0, 1], [2]]
+
+
+def test_later_seeds_train_at_the_l2_the_first_seed_chose_and_still_differ(features):
+    folder = FeaturesFolder(features)
+    settings = ProbeSettings(seeds=3)
+    sources, _ = folder_splits(folder, settings)
+    first, *later = fitted_seeds(sources, "linear", settings, sources["train"].layer_ids, None, progress=False)
+    assert first.l2_candidates_ == [list(DEFAULT_L2_GRID)] * 3
+    for probes in later:
+        assert probes.l2_candidates_ == [[l2] for l2 in first.l2_] and probes.l2_ == first.l2_
+    early = [probes for probes in (first, *later) if "early_stop" in probes.fit_kind_]
+    assert len(early) >= 2, "the row order changes only early-stopped fits"
+    weights = [probes.probe_.weight.detach() for probes in early]
+    assert not torch.equal(weights[0], weights[1])

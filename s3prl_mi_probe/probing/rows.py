@@ -31,7 +31,7 @@ def probe_rows(sources, settings, controls=None, layers=None, progress=True):
     layer_columns, notes = _layer_analyses(sources["train"], settings, layers)
     rows = []
     for kind in (probe for probe in settings.probes if probe in PROBE_KINDS):
-        seeds = _fitted_seeds(sources, kind, settings, layers, controls, progress)
+        seeds = fitted_seeds(sources, kind, settings, layers, controls, progress)
         notes.setdefault("memory_plan", seeds[0].memory_plan_.describe())
         control_rows = None
         if controls is not None:
@@ -74,7 +74,7 @@ def _estimator_params(kind, settings, layers):
     }
 
 
-def _fitted_seeds(sources, kind, settings, layers, controls, progress):
+def fitted_seeds(sources, kind, settings, layers, controls, progress):
     """The probes of ``kind``, one estimator per seed (docs/method.md, "Uncertainty").
 
     The first seed searches the L2 grid; with ``controls`` its control probes train in the same bank
