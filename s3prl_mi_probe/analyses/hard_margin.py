@@ -190,10 +190,8 @@ class _SquaredHingeBank:
         }
         self.live["eigval"], self.live["eigvec"] = _covariance_eigen(features, bias)
         self.num_rows = features.shape[1]
-        self.live["scores"] = self.scores(self.live["weight"])
-        self.live["grad"] = self.gradient(
-            self.live["weight"], self.slack(self.gaps(self.live["scores"])), self.live["cost"]
-        )
+        self._set_scores(self.scores(self.live["weight"]))
+        self.live["grad"] = self.gradient(self.live["weight"], self.live["slack"], self.live["cost"])
 
     def scores(self, weight):
         """s = ZW + b ``[L, N, K]``; linear in ``weight``, so it also maps a direction to score changes."""
@@ -201,6 +199,11 @@ class _SquaredHingeBank:
         if self.bias:
             return torch.baddbmm(weight[:, -1:], features, weight[:, :-1])
         return features @ weight
+
+    def _set_scores(self, scores):
+        """Keep the scores of the current weights with their gaps and slacks (the next line search starts there)."""
+        self.live["scores"], self.live["gaps"] = scores, self.gaps(scores)
+        self.live["slack"] = self.slack(self.live["gaps"])
 
     def gaps(self, scores):
         """g_ij = s_{i y_i} − s_ij ``[L, N, K]`` (0 at j = y_i, which the own mask excludes)."""
@@ -245,8 +248,8 @@ class _SquaredHingeBank:
         step = self._line_search(direction, delta)
         move = step[:, None, None] * direction
         live["weight"] = live["weight"] + move
-        live["scores"] = live["scores"] + step[:, None, None] * delta
-        grad = self.gradient(live["weight"], self.slack(self.gaps(live["scores"])), live["cost"])
+        self._set_scores(live["scores"] + step[:, None, None] * delta)
+        grad = self.gradient(live["weight"], live["slack"], live["cost"])
         change = grad - live["grad"]
         live["grad"] = grad
         curvature = _dot(move, change)
@@ -284,8 +287,7 @@ class _SquaredHingeBank:
         live = self.live
         penalised_w, penalised_d = self.penalised * live["weight"], self.penalised * direction
         reg_slope, reg_curve = _dot(penalised_w, penalised_d), _dot(penalised_d, penalised_d)
-        gaps, gap_delta = self.gaps(live["scores"]), self.gaps(delta)
-        slack = self.slack(gaps)
+        gaps, gap_delta, slack = live["gaps"], self.gaps(delta), live["slack"]
         cost = live["cost"]
         slope = _dot(live["grad"], direction)
         curve = reg_curve + cost * ((slack > 0) * gap_delta.square()).flatten(1).sum(1)
@@ -349,8 +351,7 @@ class _SquaredHingeBank:
     def _bounds(self, wnorm):
         """(ℓ, u) of the current iterates, per live layer: ℓ ≤ γ* ≤ u (module docstring)."""
         live = self.live
-        gaps = self.gaps(live["scores"])
-        slack = self.slack(gaps)
+        gaps, slack = live["gaps"], live["slack"]
         lower = gaps.masked_fill(self.own, float("inf")).flatten(1).amin(1).clamp_min(0) / wnorm
         dual_mass = live["cost"] * slack.flatten(1).sum(1)
         data_grad = live["grad"] - self.penalised * live["weight"]
