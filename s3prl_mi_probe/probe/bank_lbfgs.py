@@ -72,7 +72,7 @@ def lbfgs_bank(kernel, params, penalized, train, dev, l2, options, progress=Fals
     running = torch.ones_like(l2, dtype=torch.bool)
     converged = torch.zeros_like(running)
     passes, last_move = torch.zeros_like(record.when), torch.zeros_like(record.when)
-    step, scale = kernel.probe_dot(grads, grads).rsqrt(), torch.ones_like(l2)
+    step, scale = _inverse_norm(kernel, grads), torch.ones_like(l2)
     move_tol = POLISH_TOL_SHARE * options.tol_bits * LN2
     live = torch.arange(num_layers, device=l2.device)
     slots = torch.arange(num_candidates, device=l2.device).expand(num_layers, -1)
@@ -122,8 +122,7 @@ def lbfgs_bank(kernel, params, penalized, train, dev, l2, options, progress=Fals
             # A rejected step is shortened where a parabola through its two objectives has its minimum.
             excess = (trial_objective - before - slope * rate).clamp_min(torch.finfo(rate.dtype).tiny)
             shorter = torch.minimum(torch.maximum(-slope * rate**2 / (2 * excess), rate / 10), rate / 2)
-            restart = kernel.probe_dot(grads, grads).rsqrt()
-            step[held] = torch.where(accept, torch.where(descent, 1.0, restart), shorter)
+            step[held] = torch.where(accept, torch.where(descent, 1.0, _inverse_norm(kernel, grads)), shorter)
             bar.update(1)
             bar.set_postfix(layers=live.numel(), dev_bits=f"{float(record.dev_ce.mean()) / LN2:.3f}")
             if not running.any():
@@ -146,6 +145,11 @@ def _beaten(best_dev, history, passes_left):
     last passes, oldest first; none is beaten before that history spans ``patience`` passes)."""
     gain = (history[0] - history[-1]) / (len(history) - 1)
     return best_dev - best_dev.amin(1, keepdim=True) > gain * passes_left
+
+
+def _inverse_norm(kernel, grads):
+    """``1 / ‖g‖`` per probe ``[L', r]``, finite where the gradient is zero (a probe already at its optimum)."""
+    return kernel.probe_dot(grads, grads).clamp_min(1e-30).rsqrt()
 
 
 def _negated(tensors):
