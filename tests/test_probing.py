@@ -68,8 +68,9 @@ def test_the_stopping_tolerance_reaches_every_probe_and_the_csv_records_the_pass
     coarse, default = (read_sweep_csv(tmp_path / name / "sweep.csv") for name in ("coarse", "default"))
     settings = json.loads((tmp_path / "coarse" / "sweep.json").read_text())["provenance"]["settings"]
     assert settings["tol_bits"] == 8
-    # No gain can reach 8 bits (H(Y) is 2.6 bits here): every probe stops after `patience` rounds.
-    assert {row["epochs_run"] for row in coarse} == {DEFAULT_PATIENCE}
+    # No gain can reach 8 bits (H(Y) is 2.6 bits here): every probe stops within `patience` rounds (L-BFGS,
+    # which trains these small splits, may stop sooner: its steps count as converged below a tenth of it).
+    assert max(row["epochs_run"] for row in coarse) <= DEFAULT_PATIENCE
     assert sum(row["epochs_run"] for row in coarse) < sum(row["epochs_run"] for row in default)
     for row in default:
         assert row["fit"] in ("early_stop", "converged") and row["l2"] > 0

@@ -43,6 +43,10 @@ class BankKernel:
         others = [dim for dim in range(tensor.dim()) if dim not in (0, axis)]
         return reduce(tensor, others) if others else tensor
 
+    def probe_dot(self, a, b):
+        """Per probe, the inner product of the parameter dicts ``a`` and ``b`` (kernel layout): ``[L, K]``."""
+        return sum(self.probe_sums(name, a[name] * b[name]) for name in a)
+
     def take_candidates(self, params, index):
         """``params`` cut to the candidates ``index [L, m]`` (positions along K) of each layer: K becomes m."""
         return {

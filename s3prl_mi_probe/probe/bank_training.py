@@ -102,7 +102,7 @@ def bank_cross_entropy(kernel, params, rows, layers=None, chunk_rows=DEFAULT_CHU
     return total / scored
 
 
-def _take(tensors, keep):
+def take_layers(tensors, keep):
     """Every tensor of the dict ``tensors`` (or tuples of them) cut to the layers ``keep`` (a bool ``[L']``)."""
     return {
         name: tuple(part[keep] for part in value) if isinstance(value, tuple) else value[keep]
@@ -122,6 +122,36 @@ def _rounds(rows, batch_size, round_rows, generator):
             yield epoch, (batch for _, batch in zip(range(per_round), batches))
 
 
+class DevRecord:
+    """Per probe ``[L, K]``: the best dev cross-entropy so far (``dev_ce``), its parameters (``params``,
+    kernel layout) and when it was reached (``when``), and the stopping rule's count of evaluations in
+    a row without progress (``stale``): a gain of at least ``tol_bits`` over the last such gain."""
+
+    def __init__(self, kernel, params, dev_ce, tol_bits):
+        self.kernel, self.tol = kernel, tol_bits * LN2
+        self.params = {name: value.clone() for name, value in params.items()}
+        self.dev_ce, self.anchor = dev_ce.clone(), dev_ce.clone()
+        self.when = torch.zeros_like(dev_ce, dtype=torch.long)
+        self.stale = torch.zeros_like(self.when)
+
+    def update(self, live, slots, judged, dev_ce, params, when):
+        """Record the dev cross-entropies ``dev_ce [L', r]`` of ``params`` (kernel layout, the probes at
+        ``(live, slots)``) for the probes ``judged``; ``when`` is kept with a new best. Returns which made progress."""
+        held = (live.unsqueeze(1), slots)
+        improved = judged & (dev_ce < self.dev_ce[held])
+        layers_best = {name: value[live] for name, value in self.params.items()}
+        kept = self.kernel.take_candidates(layers_best, slots)
+        kept = {name: torch.where(self.kernel.expand(name, improved), params[name], kept[name]) for name in kept}
+        for name, value in self.kernel.put_candidates(layers_best, slots, kept).items():
+            self.params[name][live] = value
+        self.dev_ce[held] = torch.where(improved, dev_ce, self.dev_ce[held])
+        self.when[held] = torch.where(improved, when, self.when[held])
+        significant = judged & (dev_ce < self.anchor[held] - self.tol)
+        self.anchor[held] = torch.where(significant, dev_ce, self.anchor[held])
+        self.stale[held] = torch.where(significant, 0, self.stale[held] + judged.long())
+        return significant
+
+
 def train_bank(kernel, params, penalized, train, dev, l2, generator, options, progress=False):
     """Minibatch Adam over the bank with per-probe learning rates and early stopping on dev CE.
 
@@ -132,18 +162,16 @@ def train_bank(kernel, params, penalized, train, dev, l2, generator, options, pr
     """
     num_layers = l2.shape[0]
     rounds_per_epoch = math.ceil(train.num_rows / options.round_rows)
-    best = {name: value.clone() for name, value in params.items()}
-    best_dev = bank_cross_entropy(kernel, best, dev, None, options.chunk_rows)
-    anchor, best_round = best_dev.clone(), torch.zeros_like(l2, dtype=torch.long)
-    rounds_run = torch.zeros_like(best_round)
+    start_dev = bank_cross_entropy(kernel, params, dev, None, options.chunk_rows)
+    record = DevRecord(kernel, params, start_dev, options.tol_bits)
+    rounds_run = torch.zeros_like(record.when)
     running = torch.ones_like(l2, dtype=torch.bool)
-    stale = torch.zeros_like(best_round)
     probe_lr = torch.full_like(l2, options.lr)
     live = torch.arange(num_layers, device=l2.device)
     slots = torch.arange(l2.shape[1], device=l2.device).expand(num_layers, -1)
     params = {name: value.clone() for name, value in params.items()}
     moments = {name: (torch.zeros_like(value), torch.zeros_like(value)) for name, value in params.items()}
-    tol, step = options.tol_bits * LN2, 0
+    step = 0
     max_rounds = options.max_epochs * rounds_per_epoch
     bar = tqdm(total=max_rounds, desc="probes", unit="round", disable=not progress, leave=False)
     with bar, flushed_denormals():  # an interrupt clears the bar before the command's last line
@@ -164,35 +192,26 @@ def train_bank(kernel, params, penalized, train, dev, l2, generator, options, pr
                 count += 1
             average = {name: value / count for name, value in average.items()}
             dev_ce = bank_cross_entropy(kernel, average, dev, None if all_live else live, options.chunk_rows)
-            improved = alive & (dev_ce < best_dev[held])
-            layers_best = {name: value[live] for name, value in best.items()}
-            kept = kernel.take_candidates(layers_best, slots)
-            kept = {name: torch.where(kernel.expand(name, improved), average[name], kept[name]) for name in kept}
-            for name, value in kernel.put_candidates(layers_best, slots, kept).items():
-                best[name][live] = value
-            best_dev[held] = torch.where(improved, dev_ce, best_dev[held])
-            best_round[held] = torch.where(improved, index, best_round[held])
-            significant = alive & (dev_ce < anchor[held] - tol)
-            anchor[held] = torch.where(significant, dev_ce, anchor[held])
-            stale[held] = torch.where(significant, 0, stale[held] + alive.long())
-            halve = alive & ~significant & (stale[held] % 2 == 1)
+            significant = record.update(live, slots, alive, dev_ce, average, index)
+            stale = record.stale[held]
+            halve = alive & ~significant & (stale % 2 == 1)
             probe_lr[held] = torch.where(halve, probe_lr[held] / 2, probe_lr[held])
-            running[held] = alive & (stale[held] < options.patience) & (index < max_rounds)
+            running[held] = alive & (stale < options.patience) & (index < max_rounds)
             rounds_run[held] = torch.where(alive, index, rounds_run[held])
-            live, slots, params, moments = _running_only(kernel, running[held], live, slots, params, moments)
+            live, slots, params, moments = running_only(kernel, running[held], live, slots, params, moments)
             bar.update(1)
-            bar.set_postfix(epoch=epoch, layers=live.numel(), dev_bits=f"{float(best_dev.mean()) / LN2:.3f}")
+            bar.set_postfix(epoch=epoch, layers=live.numel(), dev_bits=f"{float(record.dev_ce.mean()) / LN2:.3f}")
             if live.numel() == 0:
                 break
     return {
-        "dev_ce": best_dev,
-        "best_epoch": best_round.double() / rounds_per_epoch,
+        "dev_ce": record.dev_ce,
+        "best_epoch": record.when.double() / rounds_per_epoch,
         "epochs_run": rounds_run.double() / rounds_per_epoch,
-        "params": best,
+        "params": record.params,
     }
 
 
-def _running_only(kernel, still, live, slots, params, moments):
+def running_only(kernel, still, live, slots, params, moments):
     """The layers ``live``, candidate positions ``slots [L', r]``, parameters and Adam moments cut to the
     probes still running (``still [L', r]``): layers with none leave, and every layer keeps as many
     candidates as the busiest one has running, running ones first (the others have a learning rate of 0)."""
@@ -201,7 +220,7 @@ def _running_only(kernel, still, live, slots, params, moments):
     if keep.all() and width == slots.shape[1]:
         return live, slots, params, moments
     order = still[keep].long().argsort(dim=1, descending=True, stable=True)[:, :width]
-    params, moments = _take(params, keep), _take(moments, keep)
+    params, moments = take_layers(params, keep), take_layers(moments, keep)
     moments = {
         name: tuple(kernel.take_candidates({name: part}, order)[name] for part in pair)
         for name, pair in moments.items()
@@ -251,11 +270,6 @@ def bank_objective(kernel, penalized, params, rows, l2, layers=None, chunk_rows=
     return total / rows.num_rows + l2 * penalty / 2, grads
 
 
-def _per_probe_dot(kernel, a, b):
-    """``sum over parameters of <a[p], b[p]>`` for every probe: ``[L, K]``."""
-    return sum(kernel.probe_sums(name, a[name] * b[name]) for name in a)
-
-
 @torch.no_grad()
 def polish_bank(
     kernel, penalized, start, rows, l2, tol_bits, max_steps, chunk_rows=DEFAULT_CHUNK_ROWS, grad_tol=POLISH_TOL
@@ -281,7 +295,7 @@ def polish_bank(
             for name, value in params.items():
                 polished[name][live[~keep]] = value[~keep]
             live, rate, objective = live[keep], rate[keep], objective[keep]
-            params, grads = _take(params, keep), _take(grads, keep)
+            params, grads = take_layers(params, keep), take_layers(grads, keep)
         if live.numel() == 0:
             break
         alive = running[live]
@@ -289,8 +303,8 @@ def polish_bank(
         params = {name: value + moves[name] for name, value in params.items()}
         new_objective, new_grads = bank_objective(kernel, penalized, params, rows, l2[live], live, chunk_rows)
         changes = {name: new_grads[name] - grads[name] for name in grads}
-        curvature = _per_probe_dot(kernel, moves, changes)
-        rate = torch.where(curvature > 0, _per_probe_dot(kernel, moves, moves) / curvature, rate / 2).clamp(1e-4, 1e4)
+        curvature = kernel.probe_dot(moves, changes)
+        rate = torch.where(curvature > 0, kernel.probe_dot(moves, moves) / curvature, rate / 2).clamp(1e-4, 1e4)
         steps[live] += alive.long()
         settled = alive & ((objective - new_objective).abs() < move_tol)
         running[live] &= ~settled

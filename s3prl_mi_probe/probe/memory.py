@@ -32,9 +32,9 @@ def parse_size(text):
     return int(value * 1024 ** " kmgt".index(unit or " "))
 
 
-def bank_state_bytes(num_parameters):
-    """Bytes the probe bank's training holds for ``num_parameters`` float32 parameters."""
-    return num_parameters * 4 * STATE_COPIES
+def bank_state_bytes(num_parameters, copies=STATE_COPIES):
+    """Bytes the probe bank's training holds for ``num_parameters`` float32 parameters, ``copies`` of them."""
+    return num_parameters * 4 * copies
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ metric row per layer (Barber–Agakov bound, accuracy, margins, bootstrap interv
 *source* (:mod:`s3prl_mi_probe.probe.source`): in-memory arrays or a features folder, read resident
 or streamed within ``memory_budget`` (:mod:`s3prl_mi_probe.probe.memory`), so memory stays flat
 whatever the number of rows. The bank training itself (Adam with per-probe early stopping on dev,
-the convex polish) is in :mod:`s3prl_mi_probe.probe.bank_training`; per layer the candidate with the
-lowest dev cross-entropy wins, over L2 strengths and fits ("early_stop", and for linear probes
-"converged").
+the convex polish) is in :mod:`s3prl_mi_probe.probe.bank_training`; linear probes of a train split
+of at most ``full_batch_rows`` rows train by full-batch L-BFGS instead, with the same early stopping
+(:mod:`s3prl_mi_probe.probe.bank_lbfgs`). Per layer the candidate with the lowest dev cross-entropy
+wins, over L2 strengths and fits ("early_stop", and for linear probes "converged").
 
 L2 search at scale: with more than ``l2_search_rows`` train rows, the whole grid is first searched on
 a seeded, class-stratified subsample of that many rows (and of dev); the full data then trains, per
@@ -35,6 +36,7 @@ from s3prl_mi_probe.metrics.columns import METRIC_NAMES
 from s3prl_mi_probe.metrics.records import metric_rows, record_batch
 from s3prl_mi_probe.probe.arrays import carve_dev, encode_labels
 from s3prl_mi_probe.probe.bank_kernels import UNSCORED
+from s3prl_mi_probe.probe.bank_lbfgs import FULL_BATCH_ROWS, LBFGS_COPIES, lbfgs_bank
 from s3prl_mi_probe.probe.bank_training import (
     POLISH_MAX_STEPS,
     TrainOptions,
@@ -43,7 +45,7 @@ from s3prl_mi_probe.probe.bank_training import (
     train_bank,
 )
 from s3prl_mi_probe.probe.kinds import DEFAULT_MLP_WIDTH, build_probe_bank, probe_kind
-from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, bank_state_bytes, plan_memory
+from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET, STATE_COPIES, bank_state_bytes, plan_memory
 from s3prl_mi_probe.probe.rows import StreamedRows, load_rows
 from s3prl_mi_probe.probe.source import RowSource, as_source
 from s3prl_mi_probe.probe.standardize import RunningStandardizer
@@ -68,7 +70,8 @@ class LayerProbes:
     layers are trained together); ``l2_search_rows`` see the module docstring (None: never);
     ``l2_candidates``: per layer, the L2 strengths to train (lists of one length), instead of ``l2_grid``
     and its search;
-    ``polish_steps`` caps the convex polish.
+    ``polish_steps`` caps the convex polish; ``full_batch_rows``: linear probes of at most this many train
+    rows train by full-batch L-BFGS (0: never).
 
     Learned attributes: ``classes_``, ``layers_``, ``probe_`` (the bank, one probe per layer),
     ``standardizer_``, ``l2_``, ``fit_kind_`` (per layer, the fit kept: ``early_stop`` or ``converged``),
@@ -95,6 +98,7 @@ class LayerProbes:
         l2_candidates=None,
         polish_steps=POLISH_MAX_STEPS,
         tol_bits=DEFAULT_TOL_BITS,
+        full_batch_rows=FULL_BATCH_ROWS,
         progress=True,
     ):
         self.kind = kind
@@ -113,6 +117,7 @@ class LayerProbes:
         self.l2_candidates = l2_candidates
         self.polish_steps = polish_steps
         self.tol_bits = tol_bits
+        self.full_batch_rows = full_batch_rows
         self.progress = progress
 
     def get_params(self, deep=True):
@@ -177,7 +182,10 @@ class LayerProbes:
         ]
         bank, l2 = self._joined_banks(banks, train.dim, max(len(set_classes) for set_classes in classes))
         train, dev = train.select_layers(layers), dev.select_layers(layers)
-        state = bank_state_bytes(sum(value.numel() for value in bank.parameters()))
+        full_batch = kind.convex and train.num_rows <= self.full_batch_rows
+        state = bank_state_bytes(
+            sum(value.numel() for value in bank.parameters()), LBFGS_COPIES if full_batch else STATE_COPIES
+        )
         plan = plan_memory(
             train.num_rows,
             dev.num_rows,
@@ -197,13 +205,24 @@ class LayerProbes:
         options = TrainOptions(
             self.max_epochs, self.batch_size, self.patience, self.lr, self.tol_bits, chunk_rows=plan.chunk_rows
         )
-        generator = torch.Generator().manual_seed(self.seed)
-        best = train_bank(
-            kind_kernel, start, kind.penalized, train_rows, dev_rows, l2, generator, options, self.progress
-        )
-        fits, fits_dev_ce = [best["params"]], [best["dev_ce"]]
-        passes = best["epochs_run"]
-        if kind.convex:
+        if full_batch:
+            best = lbfgs_bank(kind_kernel, start, kind.penalized, train_rows, dev_rows, l2, options, self.progress)
+            # One iterate per probe; it is the "converged" fit where it is the optimum.
+            at_optimum = best["converged"]
+            fits = [best["params"], best["params"]]
+            fits_dev_ce = [
+                best["dev_ce"].masked_fill(at_optimum, math.inf),
+                best["dev_ce"].masked_fill(~at_optimum, math.inf),
+            ]
+            passes = best["epochs_run"] + 1  # and the pass at the start
+        else:
+            generator = torch.Generator().manual_seed(self.seed)
+            best = train_bank(
+                kind_kernel, start, kind.penalized, train_rows, dev_rows, l2, generator, options, self.progress
+            )
+            fits, fits_dev_ce = [best["params"]], [best["dev_ce"]]
+            passes = best["epochs_run"]
+        if kind.convex and not full_batch:
             with flushed_denormals():
                 converged = polish_best(
                     kind_kernel,

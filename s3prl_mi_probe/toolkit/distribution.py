@@ -4,6 +4,7 @@ Both install the same ``s3prl/`` folder, so this project depends on neither in i
 extras ``[s3prl]`` and ``[espnet]`` pick one. Nothing here imports s3prl or torch.
 """
 
+import functools
 import importlib.util
 from importlib import metadata
 from pathlib import Path
@@ -19,10 +20,13 @@ class S3prlMissing(RuntimeError):
     """s3prl is not installed; the message says both ways to install it."""
 
 
+@functools.cache
 def s3prl_distributions():
     """``{distribution name: version}`` of every installed distribution that provides the ``s3prl`` package.
 
-    More than one means that one was installed over the other: the files are whichever came last.
+    More than one means that one was installed over the other: the files are whichever came last. Read once
+    per process: it reads the file lists of every installed distribution (1-2 s), and every result's
+    provenance asks (a benchmark run asked 12 times).
     """
     names = metadata.packages_distributions().get(PACKAGE, [])
     return {name: metadata.version(name) for name in dict.fromkeys(names)}

@@ -79,9 +79,9 @@ def test_cuda_on_a_machine_without_one(tmp_path, tone_manifest, cli_in_process):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_speaker_control_on_speaker_disjoint_splits_is_refused_before_any_work(tmp_path):
+def test_a_speaker_control_on_speaker_disjoint_splits_is_refused_before_any_work(tmp_path, cli_in_process):
     manifest = write_tone_corpus(tmp_path / "corpus", num_utterances=10, speakers=("a", "b", "c", "d", "e"))
-    result = cli(*sweep_args(manifest, tmp_path / "out", "fbank", extra=["--control", "speaker"]))
+    result = cli_in_process(*sweep_args(manifest, tmp_path / "out", "fbank", extra=["--control", "speaker"]))
     our_line(result, 1, "control key 'speaker': no dev and no test segment has a speaker that occurs in train")
     assert not (tmp_path / "out").exists()
 
@@ -119,7 +119,9 @@ def journalled_chunks(cache_dir):
     return sum(len(journal.read_text().split("\n")) - 1 for journal in cache_dir.rglob("done-rank*.txt"))
 
 
-def test_ctrl_c_during_extraction_ends_in_one_line_and_the_cache_resumes(tmp_path, tone_manifest, tiny_hubert):
+def test_ctrl_c_during_extraction_ends_in_one_line_and_the_cache_resumes(
+    tmp_path, tone_manifest, tiny_hubert, cli_in_process
+):
     upstream = f"hubert_local={tiny_hubert}"
     # One utterance per chunk, each segment through the upstream alone: an extraction that takes a while.
     args = sweep_args(tone_manifest, tmp_path / "out", upstream, extra=["--batch-size", "1", "--slicing", "audio"])
@@ -136,7 +138,7 @@ def test_ctrl_c_during_extraction_ends_in_one_line_and_the_cache_resumes(tmp_pat
     assert not LayerCache(root).complete and len(LayerCache(root).done_chunks()) >= 2
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["cache"]
 
-    resumed = cli(*args)
+    resumed = cli_in_process(*args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (tmp_path / "out" / "sweep.csv").is_file() and LayerCache(root).complete
     task = build_task(tone_manifest, TaskOptions(task="phone", min_count=2))

@@ -6,6 +6,7 @@ import torch
 
 from s3prl_mi_probe.metrics.bounds import LN2
 from s3prl_mi_probe.probe.bank_kernels import AutogradKernel, LinearKernel
+from s3prl_mi_probe.probe.bank_lbfgs import FULL_BATCH_ROWS
 from s3prl_mi_probe.probe.bank_training import (
     POLISH_MAX_STEPS,
     TrainOptions,
@@ -15,27 +16,11 @@ from s3prl_mi_probe.probe.bank_training import (
     train_bank,
 )
 from s3prl_mi_probe.probe.kinds import probe_kind
-from s3prl_mi_probe.probe.rows import ResidentRows
 from s3prl_mi_probe.probe.source import as_source
 from s3prl_mi_probe.probe.train import LayerProbes, shrinking_candidates
+from tests.support.gaussian_rows import gaussian_layers, two_layer_rows
 
 L2_GRID = (1e-4, 1e-2, 1.0)
-
-
-def gaussian_layers(rng, num_rows, scales, num_classes=5, dim=6):
-    """Features ``[L, N, D]`` (float32) of Gaussian classes, one separation ``scale`` per layer, and labels."""
-    labels = rng.integers(num_classes, size=num_rows)
-    means = rng.standard_normal((num_classes, dim))
-    layers = [scale * means[labels] + rng.standard_normal((num_rows, dim)) for scale in scales]
-    return np.stack(layers).astype(np.float32), labels
-
-
-def two_layer_rows(seed):
-    """Train (1,000 rows) and dev (500 rows) of two Gaussian layers (separations 0.3 and 1.0), resident."""
-    features, labels = gaussian_layers(np.random.default_rng(seed), 1500, (0.3, 1.0))
-    train = ResidentRows(torch.as_tensor(features[:, :1000]), torch.as_tensor(labels[:1000]))
-    dev = ResidentRows(torch.as_tensor(features[:, 1000:]), torch.as_tensor(labels[1000:]))
-    return train, dev
 
 
 def random_linear_bank(num_layers, num_candidates, dim, num_classes, seed=0):
@@ -148,17 +133,19 @@ def test_only_the_contenders_are_polished_and_the_others_keep_their_early_stoppe
         assert torch.equal(value, best["params"][name]), name
 
 
-def test_training_stops_on_the_tolerance_well_before_the_epoch_cap():
+@pytest.mark.parametrize("full_batch_rows", [0, FULL_BATCH_ROWS], ids=["adam", "lbfgs"])
+def test_training_stops_on_the_tolerance_well_before_the_epoch_cap(full_batch_rows):
     rng = np.random.default_rng(1)
     features, labels = gaussian_layers(rng, 4000, (0.2, 0.5, 1.0))
-    probes = LayerProbes(progress=False, l2_grid=L2_GRID).fit((features[:, :3000], labels[:3000]))
+    settings = {"progress": False, "l2_grid": L2_GRID, "full_batch_rows": full_batch_rows}
+    probes = LayerProbes(**settings).fit((features[:, :3000], labels[:3000]))
     assert max(probes.epochs_run_) < probes.max_epochs / 2, probes.epochs_run_
     assert all(best <= run for best, run in zip(probes.best_epoch_, probes.epochs_run_))
-    # Linear probes are polished: every polish step is a full pass over train on top of the epochs.
+    # Adam's linear probes are polished (a full pass over train per step); L-BFGS counts its first pass.
     assert all(passes > run for passes, run in zip(probes.train_passes_, probes.epochs_run_))
     rows = probes.evaluate((features[:, 3000:], labels[3000:]))
     assert {"best_epoch", "epochs_run", "train_passes"} <= rows[0].keys()
-    patient = LayerProbes(progress=False, l2_grid=L2_GRID, tol_bits=0.0).fit((features[:, :3000], labels[:3000]))
+    patient = LayerProbes(**settings, tol_bits=0.0).fit((features[:, :3000], labels[:3000]))
     assert sum(patient.epochs_run_) > sum(probes.epochs_run_)
     long_run = patient.evaluate((features[:, 3000:], labels[3000:]))
     assert max(abs(row["mi_bits"] - ref["mi_bits"]) for row, ref in zip(rows, long_run)) < 0.005

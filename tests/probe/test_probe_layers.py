@@ -8,6 +8,7 @@ import pytest
 from scipy.special import logsumexp, softmax
 
 from s3prl_mi_probe.probe.arrays import carve_dev
+from s3prl_mi_probe.probe.bank_lbfgs import FULL_BATCH_ROWS
 from s3prl_mi_probe.probe.bank_training import POLISH_MAX_STEPS, polish_bank
 from s3prl_mi_probe.probe.kinds import probe_kind
 from s3prl_mi_probe.probe.rows import ResidentRows
@@ -78,7 +79,8 @@ def test_linear_bound_stays_below_the_mi_of_xor_classes():
     assert rows[0]["mi_bits"] < 0.05 < true_mi - 0.7
 
 
-def test_test_cross_entropy_matches_tuned_sklearn_logistic_regression():
+@pytest.mark.parametrize("full_batch_rows", [0, FULL_BATCH_ROWS], ids=["adam", "lbfgs"])
+def test_test_cross_entropy_matches_tuned_sklearn_logistic_regression(full_batch_rows):
     LogisticRegression = pytest.importorskip("sklearn.linear_model").LogisticRegression
     rng = np.random.default_rng(2)
     num_classes, dim, sizes = 8, 32, (2000, 500, 1000)
@@ -90,7 +92,7 @@ def test_test_cross_entropy_matches_tuned_sklearn_logistic_regression():
     )
     train, dev, test = ((features[:, a:b], labels[a:b]) for a, b in ((0, 2000), (2000, 2500), (2500, 3500)))
     l2_grid = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-    rows = probe_layers(train, test, dev=dev, l2_grid=l2_grid, progress=False)
+    rows = probe_layers(train, test, dev=dev, l2_grid=l2_grid, progress=False, full_batch_rows=full_batch_rows)
     mean, std = train[0].mean(1, keepdims=True), train[0].std(1, keepdims=True) + 1e-5
     for layer, row in enumerate(rows):
         standardized = [(x[layer] - mean[layer]) / std[layer] for x in (train[0], dev[0], test[0])]

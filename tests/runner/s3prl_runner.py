@@ -2,10 +2,14 @@
 
 import json
 
+import pytest
+
+from s3prl_mi_probe.runner.command_line import check_new_experiment
+from s3prl_mi_probe.runner.shipped_configs import config_path
 from tests.support import launch as s3prl_run
 from tests.support.launch import short_run_overrides
 
-__all__ = ["metrics_rows", "run_downstream", "short_run_overrides", "train_mi_probe"]
+__all__ = ["metrics_rows", "refusal_before_training", "run_downstream", "short_run_overrides", "train_mi_probe"]
 
 
 def run_downstream(*args, check=True, **kwargs):
@@ -32,6 +36,18 @@ def train_mi_probe(expdir, manifest, *upstream, task="phone", steps=60, check=Tr
         task=task,
         check=check,
     )
+
+
+def refusal_before_training(expdir, manifest, *upstream, task="phone", **overrides):
+    """The one line with which a new ``-d mi_probe`` training run of :func:`train_mi_probe`'s command line stops
+    before s3prl writes anything: the check the import hook runs, here in this process (the subprocess tests
+    keep one refusal per kind: a bad config value, bad corpus files)."""
+    argv = ["run_downstream.py", "-m", "train", *upstream, "-d", "mi_probe", "-p", str(expdir)]
+    argv += ["-o", short_run_overrides(manifest, **overrides), "-c", str(config_path(task))]
+    with pytest.raises(SystemExit) as refused:
+        check_new_experiment(argv)
+    assert not expdir.exists()
+    return str(refused.value.code)
 
 
 def metrics_rows(expdir):

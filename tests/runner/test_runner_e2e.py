@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from s3prl_runner import metrics_rows, run_downstream, short_run_overrides, train_mi_probe
 
+from s3prl_mi_probe.runner.dataset import resolve_num_workers
+from s3prl_mi_probe.runner.shipped_configs import config_path
+
 
 def train(expdir, manifest, *upstream, steps=60, **options):
     return train_mi_probe(expdir, manifest, *upstream, steps=steps, **options)
@@ -47,9 +50,8 @@ def test_fbank_phone_task_is_learned(fbank_run):
     assert provenance["versions"]["s3prl"] == "0.4.18"
 
 
-@pytest.mark.parametrize("task", ["phone", "word"])
-def test_tiny_hubert_every_layer_in_one_run(tmp_path, tone_manifest, tiny_hubert, task):
-    train(tmp_path, tone_manifest, "-u", "hubert_local", "-k", str(tiny_hubert), task=task)
+def test_tiny_hubert_every_layer_in_one_run(tmp_path, tone_manifest, tiny_hubert):
+    train(tmp_path, tone_manifest, "-u", "hubert_local", "-k", str(tiny_hubert))
     assert_rows_complete(tmp_path, layers=[0, 1, 2], steps=[30, 60])
     layers, provenance = summary_layers(tmp_path)
     assert sorted(layers) == [0, 1, 2]
@@ -70,10 +72,13 @@ def _tensorboard_tags(event_file):
     return accumulator.Tags()["scalars"]
 
 
-def test_layer_option_probes_exactly_one_layer(tmp_path, tone_manifest, tiny_hubert):
-    train(tmp_path, tone_manifest, "-u", "hubert_local", "-k", str(tiny_hubert), "-l", "1", steps=30)
-    rows = assert_rows_complete(tmp_path, layers=[1], steps=[30])
-    assert len(rows) == 2
+def test_layer_option_probes_exactly_one_layer_of_the_word_task(tmp_path, tone_manifest, tiny_hubert):
+    train(tmp_path, tone_manifest, "-u", "hubert_local", "-k", str(tiny_hubert), "-l", "1", task="word")
+    rows = assert_rows_complete(tmp_path, layers=[1], steps=[30, 60])
+    layers, provenance = summary_layers(tmp_path)
+    assert sorted(layers) == [1] and provenance["layers"] == [1]
+    assert layers[1]["test"]["accuracy"] > 2 / layers[1]["test"]["num_classes"]  # well above chance
+    assert len(rows) == 4
 
 
 def test_shuffled_labels_give_no_information(tmp_path, shuffled_manifest):
@@ -109,7 +114,9 @@ def test_resume_and_evaluate_the_best_checkpoint(fbank_run):
     assert row["step"] == layers[0]["best_dev_step"] > 0
 
 
-def test_run_downstream_py_from_an_s3prl_source_checkout(tmp_path, tone_manifest):
+def test_run_downstream_py_from_an_s3prl_source_checkout_without_config_or_device(tmp_path, tone_manifest):
+    """``run_downstream.py -d mi_probe`` as a new user types it in an s3prl checkout (not this repository): no
+    ``-c``, no ``--device`` on a machine without a GPU, loader workers ``auto``."""
     sdist = Path(sys.prefix) / "s3prl-sdist" / "s3prl-0.4.18.tar.gz"
     assert sdist.is_file(), "make install downloads s3prl's sdist into .venv/s3prl-sdist"
     with tarfile.open(sdist) as archive:
@@ -117,23 +124,30 @@ def test_run_downstream_py_from_an_s3prl_source_checkout(tmp_path, tone_manifest
     checkout = tmp_path / "s3prl-0.4.18" / "s3prl"
     assert (checkout / "run_downstream.py").is_file()
     expdir = tmp_path / "exp"
+    overrides = short_run_overrides(tone_manifest, steps=10, eval_step=10, downstream_expert__num_workers="auto")
     result = run_downstream(
-        "-m",
-        "train",
-        "-u",
-        "fbank",
-        "-d",
-        "mi_probe",
-        "-p",
-        str(expdir),
-        "-o",
-        short_run_overrides(tone_manifest, steps=10, eval_step=10),
+        *("-m", "train", "-u", "fbank", "-d", "mi_probe", "-p", str(expdir), "-o", overrides),
         cwd=checkout,
         module=False,
         task=None,  # the script's default, ./downstream/mi_probe/config.yaml, exists nowhere
+        device=None,
+        env={"CUDA_VISIBLE_DEVICES": ""},
     )
-    assert "[mi_probe] no -c given: using the shipped phone config" in result.stdout
+    stdout = result.stdout.splitlines()
+    assert [line for line in stdout if "-c" in line] == [
+        f"[mi_probe] no -c given: using the shipped phone config {config_path('phone')}"
+    ]
+    [device] = [line for line in result.stderr.splitlines() if "CUDA" in line]
+    assert (
+        device
+        == "[mi_probe] no CUDA device: running on the CPU instead of --device cuda (add --device cpu to choose it)"
+    )
+    [task] = [line for line in stdout if line.startswith("[mi_probe] task=")]
+    assert task.endswith(f"loader_workers={resolve_num_workers('auto')}")
     assert_rows_complete(expdir, layers=[0], steps=[10])
+    # Noise that is not the user's concern stays out of the log.
+    for noise in ("Traceback", "Warning", "ESPnet"):
+        assert noise not in result.stderr, noise
 
 
 def test_bad_input_is_one_error_listing_every_problem(tmp_path, tone_manifest):
