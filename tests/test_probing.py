@@ -149,7 +149,7 @@ def test_later_seeds_train_at_the_l2_the_first_seed_chose_and_still_differ(featu
     folder = FeaturesFolder(features)
     settings = ProbeSettings(seeds=3)
     sources, _ = folder_splits(folder, settings)
-    first, *later = fitted_seeds(sources, "linear", settings, sources["train"].layer_ids, None, progress=False)
+    first, *later = fitted_seeds(sources, "linear", settings, sources["train"].layer_ids, progress=False)
     assert first.l2_candidates_ == [list(DEFAULT_L2_GRID)] * 3
     for probes in later:
         assert probes.l2_candidates_ == [[l2] for l2 in first.l2_] and probes.l2_ == first.l2_

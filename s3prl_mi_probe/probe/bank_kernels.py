@@ -11,10 +11,6 @@ The linear kernel needs no autograd: with logits ``Z = X W + b`` for features ``
 probes of a layer side by side in ``W [D, K·C]``, the gradient of the summed softmax cross-entropy is
 ``Xᵀ (softmax(Z) − onehot(y))`` and ``Σ_rows (softmax(Z) − onehot(y))`` for the bias: two GEMMs per
 batch for all the layer's probes, batched over layers (``bmm``), and no per-batch re-binding.
-
-Labels are ``[B]`` (every layer's) or ``[L, B]`` (one row of labels per layer: a bank can train probes of
-several label sets of the same rows, see :func:`s3prl_mi_probe.probe.bank_training.bank_inputs`). A label
-:data:`UNSCORED` marks a row that the layer's probes do not score: it adds nothing to their losses.
 """
 
 import torch
@@ -22,7 +18,6 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 TINY = torch.finfo(torch.float32).tiny
-UNSCORED = -1  # the label of a row that a layer's probes do not score (a dev row of another label set)
 
 
 class BankKernel:
@@ -103,12 +98,9 @@ class LinearKernel(BankKernel):
         return flat.view(layers, -1, candidates, num_classes)
 
     def losses(self, params, features, labels):
-        """Summed cross-entropy (nats) ``[L, K]`` of every probe on its scored rows of ``(features [L, B, D],
-        labels)``."""
+        """Summed cross-entropy (nats) ``[L, K]`` of every probe on ``(features [L, B, D], labels [B])``."""
         log_probs = self.logits(params, features).log_softmax(-1)
-        picked = _picked(log_probs, labels.clamp_min(0))
-        scored = (labels >= 0).view(-1, labels.shape[-1], 1)  # [1 or L, B, 1]
-        return -torch.where(scored, picked, 0).sum(1)
+        return -_picked(log_probs, labels).sum(1)
 
     def gradients(self, params, features, labels, with_losses=False):
         """Gradients of the summed cross-entropy, in the kernel layout (and the summed losses ``[L, K]``)."""
@@ -149,15 +141,13 @@ class AutogradKernel(BankKernel):
         candidates = next(iter(params.values())).shape[1]
         expanded = features.unsqueeze(1).expand(layers, candidates, rows, dim).reshape(layers * candidates, rows, dim)
         logits = functional_call(self.bank, self.to_bank(params), (expanded,))
-        per_probe = labels.view(-1, 1, rows).expand(layers, candidates, rows).reshape(-1)
         losses = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), per_probe, reduction="none", ignore_index=UNSCORED
+            logits.reshape(-1, logits.shape[-1]), labels.repeat(layers * candidates), reduction="none"
         )
         return losses.view(layers, candidates, rows).sum(2)
 
     def losses(self, params, features, labels):
-        """Summed cross-entropy (nats) ``[L, K]`` of every probe on its scored rows of ``(features [L, B, D],
-        labels)``."""
+        """Summed cross-entropy (nats) ``[L, K]`` of every probe on ``(features [L, B, D], labels [B])``."""
         with torch.no_grad():
             return self._losses(params, features, labels)
 
@@ -171,9 +161,9 @@ class AutogradKernel(BankKernel):
 
 
 def _label_index(scores, labels):
-    """``labels [B]`` or ``[L, B]`` as a gather/scatter index for ``scores [L, B, K, C]``: ``[L, B, K, 1]``."""
+    """``labels [B]`` as a gather/scatter index for ``scores [L, B, K, C]``: ``[L, B, K, 1]``."""
     layers, rows, candidates, _ = scores.shape
-    return labels.view(-1, rows, 1, 1).expand(layers, rows, candidates, 1)
+    return labels.view(1, rows, 1, 1).expand(layers, rows, candidates, 1)
 
 
 def _picked(scores, labels):

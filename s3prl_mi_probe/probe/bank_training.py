@@ -4,8 +4,6 @@ Every (layer, L2 strength) pair is an independent probe; a bank holds K of them 
 and trains them together, through a kernel (:mod:`s3prl_mi_probe.probe.bank_kernels`: closed-form
 gradients for linear probes, autograd for MLPs). Adam's update is elementwise and each probe has its
 own learning rate, so training the bank is exactly training each probe on its own.
-A bank can also hold the probes of several label sets of the same rows (a task and its control): its
-layers are then (label set, layer) pairs that share each batch's features (:func:`bank_inputs`).
 
 Training runs in *rounds*: an epoch, or ``round_rows`` train rows when an epoch is longer, so that a
 large corpus is judged on dev as often (in optimiser steps) as a small one. What a round yields, and
@@ -74,32 +72,20 @@ def flushed_denormals():
         torch.set_flush_denormal(False)
 
 
-def bank_inputs(features, labels, layers=None):
-    """What the bank layers ``layers`` (indices; None: all) read of a batch: ``(features [L', B, D], labels)``.
-
-    With one label set (``labels [B]``) bank layer l is layer l of the rows. With T label sets of the same
-    rows (``labels [B, T]``) the bank has T·L layers: bank layer t·L + l reads layer l with label set t,
-    and the labels come per bank layer, ``[L', B]``.
-    """
-    if labels.dim() == 1:
-        return (features if layers is None else features.index_select(0, layers)), labels
-    num_layers = features.shape[0]
-    if layers is None:
-        layers = torch.arange(num_layers * labels.shape[1], device=features.device)
-    return features.index_select(0, layers % num_layers), labels.T.index_select(0, layers // num_layers)
+def _layers_of(features, layers):
+    """``features [L, B, D]`` cut to the layer indices ``layers`` (None: all)."""
+    return features if layers is None else features.index_select(0, layers)
 
 
 @torch.no_grad()
 def bank_cross_entropy(kernel, params, rows, layers=None, chunk_rows=DEFAULT_CHUNK_ROWS):
-    """Mean cross-entropy (nats) ``[L', K]`` of each probe on the rows of its layer that it scores; ``params``
-    hold the bank layers ``layers`` (indices, see :func:`bank_inputs`; None: all of them)."""
-    total, scored = None, 0
+    """Mean cross-entropy (nats) ``[L', K]`` of each probe on its layer of ``rows``; ``params`` hold the
+    layers ``layers`` (indices into the rows' layers; None: all of them)."""
+    total = None
     for features, labels in rows.chunks(chunk_rows):
-        features, labels = bank_inputs(features, labels, layers)
-        part = kernel.losses(params, features, labels)
+        part = kernel.losses(params, _layers_of(features, layers), labels)
         total = part if total is None else total + part
-        scored = scored + (labels >= 0).sum(-1, keepdim=True)
-    return total / scored
+    return total / rows.num_rows
 
 
 def take_layers(tensors, keep):
@@ -183,9 +169,9 @@ def train_bank(kernel, params, penalized, train, dev, l2, generator, options, pr
             average = {name: torch.zeros_like(value) for name, value in params.items()}
             count = 0
             for features, targets in batches:
-                grads, _ = kernel.gradients(params, *bank_inputs(features, targets, None if all_live else live))
+                grads, _ = kernel.gradients(params, _layers_of(features, None if all_live else live), targets)
                 step += 1
-                _add_penalty(kernel, grads, params, penalized, held_l2, 1 / len(targets))
+                _add_penalty(kernel, grads, params, penalized, held_l2, 1 / targets.numel())
                 _adam_step(kernel, params, grads, moments, held_lr, step)
                 for name, value in params.items():
                     average[name].add_(value)
@@ -258,7 +244,7 @@ def bank_objective(kernel, penalized, params, rows, l2, layers=None, chunk_rows=
     """
     total, grads = None, None
     for features, labels in rows.chunks(chunk_rows):
-        chunk_grads, losses = kernel.gradients(params, *bank_inputs(features, labels, layers), with_losses=True)
+        chunk_grads, losses = kernel.gradients(params, _layers_of(features, layers), labels, with_losses=True)
         if grads is None:
             total, grads = losses, chunk_grads
         else:

@@ -47,7 +47,7 @@ class ResidentRows:
 
     @property
     def num_rows(self):
-        return len(self.targets)
+        return self.targets.numel()
 
     def _use(self, features):
         if self.affine is None and features.dtype == torch.float32:
@@ -118,7 +118,7 @@ class StreamedRows:
     def chunks(self, chunk_rows):
         """``(features [L, c, D], targets [c])`` in row order, block after block."""
         for features, targets in self._pass(self.blocks):
-            for start in range(0, len(targets), chunk_rows):
+            for start in range(0, targets.numel(), chunk_rows):
                 yield features[:, start : start + chunk_rows], targets[start : start + chunk_rows]
 
     def num_batches(self, batch_size):
@@ -128,8 +128,8 @@ class StreamedRows:
         """One epoch: blocks in a shuffled order, rows shuffled within each block, all from ``generator``."""
         order = torch.randperm(len(self.blocks), generator=generator).tolist()
         for features, targets in self._pass([self.blocks[index] for index in order]):
-            within = torch.randperm(len(targets), generator=generator).to(targets.device)
-            for start in range(0, len(targets), batch_size):
+            within = torch.randperm(targets.numel(), generator=generator).to(targets.device)
+            for start in range(0, targets.numel(), batch_size):
                 rows = within[start : start + batch_size]
                 yield features[:, rows], targets[rows]
 
@@ -138,8 +138,7 @@ def load_rows(source, targets, plan, resident, standardizer=None, fit_statistics
     """The rows of ``source`` standardised with ``standardizer``, resident or streamed as ``plan`` says.
 
     With ``fit_statistics`` the standardizer first gathers the statistics of these rows: during the
-    load when resident, in one extra pass otherwise. ``targets`` are class indices ``[N]`` (a tensor), or
-    ``[N, T]`` for T label sets of the same rows.
+    load when resident, in one extra pass otherwise. ``targets`` are class indices ``[N]`` (a tensor).
     """
     device = torch.device(plan.device)
     if not resident:

@@ -35,7 +35,6 @@ from s3prl_mi_probe.metrics.bounds import cross_entropy_bits
 from s3prl_mi_probe.metrics.columns import METRIC_NAMES
 from s3prl_mi_probe.metrics.records import metric_rows, record_batch
 from s3prl_mi_probe.probe.arrays import carve_dev, encode_labels
-from s3prl_mi_probe.probe.bank_kernels import UNSCORED
 from s3prl_mi_probe.probe.bank_lbfgs import FULL_BATCH_ROWS, LBFGS_COPIES, lbfgs_bank
 from s3prl_mi_probe.probe.bank_training import (
     POLISH_MAX_STEPS,
@@ -137,50 +136,36 @@ class LayerProbes:
             setattr(self, name, value)
         return self
 
-    def fit(self, train, dev=None, groups=None, extra_labels=()):
+    def fit(self, train, dev=None, groups=None):
         """Fit on ``train``: a ``(X, y)`` pair, a RowSource or a features folder (its train split).
 
         ``dev`` likewise (a folder's dev split by default); without one, about 10% of train is carved
         off, seeded: whole ``groups`` (one id per train row, or the source's own) when there are any,
-        else random rows. Dev rows of classes unseen in train are dropped. ``extra_labels``: other label
-        sets of the same rows (a control task's), ``(train_labels, dev_labels)`` pairs aligned with
-        ``train`` and ``dev`` (needs a given dev): their probes train in the same bank pass, sharing its
-        batches, and each is the estimator a fit on those labels alone gives (``extra_probes_``).
-        Returns ``self``.
+        else random rows. Dev rows of classes unseen in train are dropped. Returns ``self``.
         """
         kind = probe_kind(self.kind)
         if dev is None and isinstance(train, FeaturesFolder) and train.has_split("dev"):
             dev = RowSource.from_folder(train, "dev")
         train = as_source(train, name="train")
         if dev is None:
-            if extra_labels:
-                raise ValueError("extra label sets need a given dev split, aligned with their dev labels")
             carved = carve_dev(train.num_rows, train.groups if groups is None else groups, self.seed)
             train, dev = train.subset(~carved), train.subset(carved)
         else:
             dev = as_source(dev, name="dev", split="dev")
+        classes = np.unique(train.labels) if self.classes is None else np.unique(np.asarray(self.classes))
+        targets, known = encode_labels(train.labels, classes)
+        if not known.all():
+            raise ValueError("train labels outside the given classes")
+        dev_targets, dev_known = encode_labels(dev.labels, classes)
+        dev = dev.subset(dev_known)
         if (dev.num_layers, dev.dim) != (train.num_layers, train.dim):
             raise ValueError(
                 f"dev features are {dev.num_layers} layers {dev.dim} wide, train features "
                 f"{train.num_layers} layers {train.dim} wide"
             )
-        extra_params = {**self.get_params(), "classes": None}
-        self.extra_probes_ = []
-        if extra_labels and self._searches_subsample(train):  # each set searches its own subsample
-            self.extra_probes_ = [
-                LayerProbes(**extra_params).fit(train.with_labels(labels), dev=dev.with_labels(dev_labels))
-                for labels, dev_labels in extra_labels
-            ]
-            extra_labels = ()
-        label_sets = [(train.labels, dev.labels, self.classes), *[(*pair, None) for pair in extra_labels]]
-        classes, targets, dev, dev_targets = _encoded_label_sets(label_sets, dev)
         layers = list(train.layer_ids if self.layers is None else self.layers)
-        searched = [self._l2_candidates(train, dev, set_classes, len(layers)) for set_classes in classes]
-        banks = [
-            self._initial_bank(train, layers, candidates, len(set_classes), pilot)
-            for (candidates, pilot), set_classes in zip(searched, classes)
-        ]
-        bank, l2 = self._joined_banks(banks, train.dim, max(len(set_classes) for set_classes in classes))
+        candidates, pilot = self._l2_candidates(train, dev, classes, len(layers))
+        bank, l2 = self._initial_bank(train, layers, candidates, len(classes), pilot)
         train, dev = train.select_layers(layers), dev.select_layers(layers)
         full_batch = kind.convex and train.num_rows <= self.full_batch_rows
         state = bank_state_bytes(
@@ -191,7 +176,7 @@ class LayerProbes:
             dev.num_rows,
             len(layers),
             train.dim,
-            len(classes[0]),
+            len(classes),
             state,
             self.memory_budget,
             self.device,
@@ -240,45 +225,25 @@ class LayerProbes:
             passes = passes + converged["passes"]
         num_candidates = l2.shape[1]
         dev_ce = torch.stack(fits_dev_ce)
-        chosen = dev_ce.transpose(0, 1).reshape(l2.shape[0], -1).argmin(1).cpu()
+        chosen = dev_ce.transpose(0, 1).reshape(len(layers), -1).argmin(1).cpu()
         fit, chosen = chosen // num_candidates, chosen % num_candidates
+        per_layer = torch.arange(len(layers))
         bank_fits = [kind_kernel.to_bank(params) for params in fits]
         stacked = {name: torch.stack([params[name] for params in bank_fits]) for name in bank_fits[0]}
-        picked = {
-            name: value[fit.to(value.device), (torch.arange(l2.shape[0]) * num_candidates + chosen).to(value.device)]
-            for name, value in stacked.items()
-        }
-        per_set = zip([self, *(LayerProbes(**extra_params) for _ in extra_labels)], classes, searched)
-        for index, (estimator, set_classes, (candidates, _)) in enumerate(per_set):
-            bank_layers = slice(index * len(layers), (index + 1) * len(layers))
-            fitted = build_probe_bank(self.kind, len(layers), train.dim, len(set_classes), self.mlp_width, self.seed)
-            own = {name: value[bank_layers] for name, value in picked.items()}
-            fitted.load_state_dict(_class_columns(own, len(set_classes)))
-            estimator.classes_, estimator.layers_ = set_classes, layers
-            estimator.probe_, estimator.standardizer_ = fitted.to(plan.device), standardizer
-            set_chosen = chosen[bank_layers]
-            estimator.l2_ = [candidates[layer][k] for layer, k in enumerate(set_chosen.tolist())]
-            estimator.best_epoch_ = _per_layer(best["best_epoch"][bank_layers], set_chosen)
-            estimator.epochs_run_ = _per_layer(best["epochs_run"][bank_layers], set_chosen)
-            estimator.train_passes_ = _per_layer(passes[bank_layers], set_chosen)
-            estimator.fit_kind_ = [FITS[k] for k in fit[bank_layers].tolist()]
-            estimator.l2_candidates_, estimator.num_train_segments_ = candidates, train.num_rows
-            estimator.memory_plan_ = plan
-            if estimator is not self:
-                self.extra_probes_.append(estimator)
-        return self
-
-    def _grid(self):
-        return [float(l2) for l2 in (DEFAULT_L2_GRID if self.l2_grid is None else self.l2_grid)]
-
-    def _searches_subsample(self, train):
-        """Whether the L2 grid is searched on a subsample of ``train`` first (see the module docstring)."""
-        return (
-            self.l2_candidates is None
-            and bool(self.l2_search_rows)
-            and train.num_rows > self.l2_search_rows
-            and len(self._grid()) > 2
+        picks = per_layer * num_candidates + chosen
+        fitted = build_probe_bank(self.kind, len(layers), train.dim, len(classes), self.mlp_width, self.seed)
+        fitted.load_state_dict(
+            {name: value[fit.to(value.device), picks.to(value.device)] for name, value in stacked.items()}
         )
+        self.classes_, self.layers_ = classes, layers
+        self.probe_, self.standardizer_ = fitted.to(plan.device), standardizer
+        self.l2_ = [candidates[layer][k] for layer, k in enumerate(chosen.tolist())]
+        self.best_epoch_ = _per_layer(best["best_epoch"], chosen)
+        self.epochs_run_ = _per_layer(best["epochs_run"], chosen)
+        self.train_passes_ = _per_layer(passes, chosen)
+        self.fit_kind_ = [FITS[k] for k in fit.tolist()]
+        self.l2_candidates_, self.num_train_segments_, self.memory_plan_ = candidates, train.num_rows, plan
+        return self
 
     def _l2_candidates(self, train, dev, classes, num_layers):
         """``(candidates, pilot)``: per layer, the L2 strengths trained on all rows (the grid, or two of it
@@ -287,8 +252,8 @@ class LayerProbes:
             if len(self.l2_candidates) != num_layers or len({len(layer) for layer in self.l2_candidates}) != 1:
                 raise ValueError(f"l2_candidates needs {num_layers} lists of one length, got {self.l2_candidates}")
             return [[float(l2) for l2 in layer] for layer in self.l2_candidates], None
-        grid = self._grid()
-        if not self._searches_subsample(train):
+        grid = [float(l2) for l2 in (DEFAULT_L2_GRID if self.l2_grid is None else self.l2_grid)]
+        if not self.l2_search_rows or train.num_rows <= self.l2_search_rows or len(grid) <= 2:
             return [grid] * num_layers, None
         pilot_train = train.subset(stratified_subsample(train.labels, self.l2_search_rows, seed=self.seed))
         pilot_dev = dev.subset(stratified_subsample(dev.labels, self.l2_search_rows, seed=self.seed))
@@ -322,21 +287,6 @@ class LayerProbes:
             )
         l2 = torch.tensor(candidates, device=self.device)
         return bank.to(self.device), l2
-
-    def _joined_banks(self, banks, input_dim, num_classes):
-        """One bank of ``banks`` (``(bank, l2 [L, K])`` pairs, one per label set) one after the other along
-        the probe axis, and their L2 strengths ``[T·L, K]``. Outputs of classes a set does not have are
-        padded with zero weights and a bias of −∞: its probes never predict them, and their gradients vanish,
-        so each set's probes train as they would alone."""
-        if len(banks) == 1:
-            return banks[0]
-        states = [bank.state_dict() for bank, _ in banks]
-        joined = {
-            name: torch.cat([_padded_classes(name, state[name], num_classes) for state in states]) for name in states[0]
-        }
-        bank = build_probe_bank(self.kind, len(joined["bias"]), input_dim, num_classes, self.mlp_width, self.seed)
-        bank.load_state_dict(joined)
-        return bank.to(self.device), torch.cat([l2 for _, l2 in banks])
 
     def evaluate(self, data, labels=None, split="test"):
         """One metric row per fitted layer on ``data`` (as in :meth:`fit`; a folder's ``split`` rows).
@@ -417,46 +367,6 @@ def shrinking_candidates(grid, chosen):
         position = max(ascending.index(l2), 1)
         candidates.append(ascending[position - 1 : position + 1])
     return candidates
-
-
-def _encoded_label_sets(label_sets, dev):
-    """``(classes, targets, dev, dev_targets)`` of ``(train_labels, dev_labels, classes or None)`` label sets.
-
-    Per set its classes (given, or its train labels). Train targets are ``[N]`` class indices for one set,
-    ``[N, T]`` for T sets; ``dev`` is cut to the rows that some set scores (a label among its classes) and
-    their targets are ``[N_dev]`` or ``[N_dev, T]``, :data:`UNSCORED` where a set does not score a row.
-    """
-    classes, targets, dev_targets = [], [], []
-    for train_labels, dev_labels, given in label_sets:
-        set_classes = np.unique(train_labels) if given is None else np.unique(np.asarray(given))
-        set_targets, known = encode_labels(train_labels, set_classes)
-        if not known.all():
-            raise ValueError("train labels outside the given classes")
-        positions, scored = encode_labels(dev_labels, set_classes)
-        set_dev = torch.full((len(scored),), UNSCORED, dtype=torch.long)
-        set_dev[torch.from_numpy(scored)] = positions
-        classes.append(set_classes)
-        targets.append(set_targets)
-        dev_targets.append(set_dev)
-    dev_targets = torch.stack(dev_targets, 1)
-    kept = (dev_targets != UNSCORED).any(1)
-    if len(label_sets) == 1:
-        return classes, targets[0], dev.subset(kept.numpy()), dev_targets[kept, 0]
-    return classes, torch.stack(targets, 1), dev.subset(kept.numpy()), dev_targets[kept]
-
-
-def _padded_classes(name, value, num_classes):
-    """An output parameter (``weight [P, H, C]``, ``bias [P, C]``) widened to ``num_classes`` classes: zero
-    weights and a bias of −∞ for the added ones; other parameters as they are."""
-    if name not in ("weight", "bias") or value.shape[-1] == num_classes:
-        return value
-    fill = 0.0 if name == "weight" else -math.inf
-    return torch.cat([value, value.new_full((*value.shape[:-1], num_classes - value.shape[-1]), fill)], -1)
-
-
-def _class_columns(state, num_classes):
-    """Output parameters cut back to the first ``num_classes`` classes (undoes :func:`_padded_classes`)."""
-    return {name: value[..., :num_classes] if name in ("weight", "bias") else value for name, value in state.items()}
 
 
 def _per_layer(values, chosen):

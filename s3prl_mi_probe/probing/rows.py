@@ -31,12 +31,14 @@ def probe_rows(sources, settings, controls=None, layers=None, progress=True):
     layer_columns, notes = _layer_analyses(sources["train"], settings, layers)
     rows = []
     for kind in (probe for probe in settings.probes if probe in PROBE_KINDS):
-        seeds = fitted_seeds(sources, kind, settings, layers, controls, progress)
+        seeds = fitted_seeds(sources, kind, settings, layers, progress)
         notes.setdefault("memory_plan", seeds[0].memory_plan_.describe())
         control_rows = None
         if controls is not None:
-            control_sources = {split: _scored_control(sources[split], controls) for split in EVALUATED_SPLITS}
-            control_rows = _evaluated(seeds[0].extra_probes_[0], control_sources)
+            control_sources = {split: _scored_control(source, controls) for split, source in sources.items()}
+            params = _estimator_params(kind, settings, layers)
+            control = _fitted(control_sources, params, progress, seed=settings.seed)
+            control_rows = _evaluated(control, control_sources)
         kind_rows = merged_rows([_evaluated(probes, sources) for probes in seeds], control_rows)
         if settings.mdl:
             from s3prl_mi_probe.analyses.mdl import online_codelength
@@ -74,25 +76,28 @@ def _estimator_params(kind, settings, layers):
     }
 
 
-def fitted_seeds(sources, kind, settings, layers, controls, progress):
+def fitted_seeds(sources, kind, settings, layers, progress):
     """The probes of ``kind``, one estimator per seed (docs/method.md, "Uncertainty").
 
-    The first seed searches the L2 grid; with ``controls`` its control probes train in the same bank
-    pass (``extra_labels``: train rows always carry a control label). Every further seed trains at the
-    L2 strength the first chose per layer, so that a seed varies the training itself (row order, an
-    MLP's initial weights, hence the epoch and fit kept), not the L2 search.
+    The first seed searches the L2 grid; every further seed trains at the L2 strength the first chose
+    per layer, so that a seed varies the training itself (row order, an MLP's initial weights, hence
+    the epoch and fit kept), not the L2 search.
     """
+    params = _estimator_params(kind, settings, layers)
+    first = _fitted(sources, params, progress, seed=settings.seed)
+    chosen = [[l2] for l2 in first.l2_]
+    return [
+        first,
+        *(_fitted(sources, params, progress, seed=seed, l2_candidates=chosen) for seed in settings.seed_range()[1:]),
+    ]
+
+
+def _fitted(sources, params, progress, **options):
+    """:class:`~s3prl_mi_probe.probe.train.LayerProbes` of ``params`` and ``options`` fitted on train, L2 and
+    epochs chosen on dev."""
     from s3prl_mi_probe.probe.train import LayerProbes
 
-    params = _estimator_params(kind, settings, layers)
-    extra = [] if controls is None else [tuple(controls[_absolute_rows(sources[split])] for split in ("train", "dev"))]
-    first = LayerProbes(**params, seed=settings.seed, progress=progress)
-    first.fit(sources["train"], dev=sources["dev"], extra_labels=extra)
-    chosen = [[l2] for l2 in first.l2_]
-    later = [
-        LayerProbes(**params, seed=seed, l2_candidates=chosen, progress=progress) for seed in settings.seed_range()[1:]
-    ]
-    return [first, *(probes.fit(sources["train"], dev=sources["dev"]) for probes in later)]
+    return LayerProbes(**params, **options, progress=progress).fit(sources["train"], dev=sources["dev"])
 
 
 def _evaluated(probes, sources):
