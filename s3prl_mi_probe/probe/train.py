@@ -144,25 +144,7 @@ class LayerProbes:
         else random rows. Dev rows of classes unseen in train are dropped. Returns ``self``.
         """
         kind = probe_kind(self.kind)
-        if dev is None and isinstance(train, FeaturesFolder) and train.has_split("dev"):
-            dev = RowSource.from_folder(train, "dev")
-        train = as_source(train, name="train")
-        if dev is None:
-            carved = carve_dev(train.num_rows, train.groups if groups is None else groups, self.seed)
-            train, dev = train.subset(~carved), train.subset(carved)
-        else:
-            dev = as_source(dev, name="dev", split="dev")
-        classes = np.unique(train.labels) if self.classes is None else np.unique(np.asarray(self.classes))
-        targets, known = encode_labels(train.labels, classes)
-        if not known.all():
-            raise ValueError("train labels outside the given classes")
-        dev_targets, dev_known = encode_labels(dev.labels, classes)
-        dev = dev.subset(dev_known)
-        if (dev.num_layers, dev.dim) != (train.num_layers, train.dim):
-            raise ValueError(
-                f"dev features are {dev.num_layers} layers {dev.dim} wide, train features "
-                f"{train.num_layers} layers {train.dim} wide"
-            )
+        train, dev, classes, targets, dev_targets = self._train_and_dev(train, dev, groups)
         layers = list(train.layer_ids if self.layers is None else self.layers)
         candidates, pilot = self._l2_candidates(train, dev, classes, len(layers))
         bank, l2 = self._initial_bank(train, layers, candidates, len(classes), pilot)
@@ -190,39 +172,9 @@ class LayerProbes:
         options = TrainOptions(
             self.max_epochs, self.batch_size, self.patience, self.lr, self.tol_bits, chunk_rows=plan.chunk_rows
         )
-        if full_batch:
-            best = lbfgs_bank(kind_kernel, start, kind.penalized, train_rows, dev_rows, l2, options, self.progress)
-            # One iterate per probe; it is the "converged" fit where it is the optimum.
-            at_optimum = best["converged"]
-            fits = [best["params"], best["params"]]
-            fits_dev_ce = [
-                best["dev_ce"].masked_fill(at_optimum, math.inf),
-                best["dev_ce"].masked_fill(~at_optimum, math.inf),
-            ]
-            passes = best["epochs_run"] + 1  # and the pass at the start
-        else:
-            generator = torch.Generator().manual_seed(self.seed)
-            best = train_bank(
-                kind_kernel, start, kind.penalized, train_rows, dev_rows, l2, generator, options, self.progress
-            )
-            fits, fits_dev_ce = [best["params"]], [best["dev_ce"]]
-            passes = best["epochs_run"]
-        if kind.convex and not full_batch:
-            with flushed_denormals():
-                converged = polish_best(
-                    kind_kernel,
-                    kind.penalized,
-                    best,
-                    train_rows,
-                    dev_rows,
-                    l2,
-                    self.tol_bits,
-                    self.polish_steps,
-                    plan.chunk_rows,
-                )
-            fits.append(converged["params"])
-            fits_dev_ce.append(converged["dev_ce"])
-            passes = passes + converged["passes"]
+        best, fits, fits_dev_ce, passes = self._train(
+            kind, kind_kernel, start, train_rows, dev_rows, l2, options, full_batch
+        )
         num_candidates = l2.shape[1]
         dev_ce = torch.stack(fits_dev_ce)
         chosen = dev_ce.transpose(0, 1).reshape(len(layers), -1).argmin(1).cpu()
@@ -244,6 +196,67 @@ class LayerProbes:
         self.fit_kind_ = [FITS[k] for k in fit.tolist()]
         self.l2_candidates_, self.num_train_segments_, self.memory_plan_ = candidates, train.num_rows, plan
         return self
+
+    def _train_and_dev(self, train, dev, groups):
+        """``(train, dev, classes, train targets, dev targets)`` as :meth:`fit` describes its arguments."""
+        if dev is None and isinstance(train, FeaturesFolder) and train.has_split("dev"):
+            dev = RowSource.from_folder(train, "dev")
+        train = as_source(train, name="train")
+        if dev is None:
+            carved = carve_dev(train.num_rows, train.groups if groups is None else groups, self.seed)
+            train, dev = train.subset(~carved), train.subset(carved)
+        else:
+            dev = as_source(dev, name="dev", split="dev")
+        classes = np.unique(train.labels) if self.classes is None else np.unique(np.asarray(self.classes))
+        targets, known = encode_labels(train.labels, classes)
+        if not known.all():
+            raise ValueError("train labels outside the given classes")
+        dev_targets, dev_known = encode_labels(dev.labels, classes)
+        dev = dev.subset(dev_known)
+        if (dev.num_layers, dev.dim) != (train.num_layers, train.dim):
+            raise ValueError(
+                f"dev features are {dev.num_layers} layers {dev.dim} wide, train features "
+                f"{train.num_layers} layers {train.dim} wide"
+            )
+        return train, dev, classes, targets, dev_targets
+
+    def _train(self, kind, kind_kernel, start, train_rows, dev_rows, l2, options, full_batch):
+        """Train the bank from ``start``: full-batch L-BFGS, or minibatch Adam then (convex kinds) the polish.
+
+        Returns ``(best, fits, fits_dev_ce, passes)``: the trainer's record, the candidate fits (early-stopped,
+        then converged) with their dev CE (inf where a fit is not of that kind), and passes over train.
+        """
+        if full_batch:
+            best = lbfgs_bank(kind_kernel, start, kind.penalized, train_rows, dev_rows, l2, options, self.progress)
+            # One iterate per probe; it is the "converged" fit where it is the optimum.
+            at_optimum = best["converged"]
+            fits_dev_ce = [
+                best["dev_ce"].masked_fill(at_optimum, math.inf),
+                best["dev_ce"].masked_fill(~at_optimum, math.inf),
+            ]
+            return best, [best["params"], best["params"]], fits_dev_ce, best["epochs_run"] + 1  # + the first pass
+        generator = torch.Generator().manual_seed(self.seed)
+        best = train_bank(
+            kind_kernel, start, kind.penalized, train_rows, dev_rows, l2, generator, options, self.progress
+        )
+        fits, fits_dev_ce, passes = [best["params"]], [best["dev_ce"]], best["epochs_run"]
+        if kind.convex:
+            with flushed_denormals():
+                converged = polish_best(
+                    kind_kernel,
+                    kind.penalized,
+                    best,
+                    train_rows,
+                    dev_rows,
+                    l2,
+                    self.tol_bits,
+                    self.polish_steps,
+                    options.chunk_rows,
+                )
+            fits.append(converged["params"])
+            fits_dev_ce.append(converged["dev_ce"])
+            passes = passes + converged["passes"]
+        return best, fits, fits_dev_ce, passes
 
     def _l2_candidates(self, train, dev, classes, num_layers):
         """``(candidates, pilot)``: per layer, the L2 strengths trained on all rows (the grid, or two of it
