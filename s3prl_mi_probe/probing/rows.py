@@ -33,10 +33,9 @@ def probe_rows(sources, settings, controls=None, layers=None, progress=True):
     for kind in (probe for probe in settings.probes if probe in PROBE_KINDS):
         seeds = fitted_seeds(sources, kind, settings, layers, progress)
         notes.setdefault("memory_plan", seeds[0].memory_plan_.describe())
-        control_rows = None
+        params, control_rows = _estimator_params(kind, settings, layers), None
         if controls is not None:
             control_sources = {split: _scored_control(source, controls) for split, source in sources.items()}
-            params = _estimator_params(kind, settings, layers)
             control = _fitted(control_sources, params, progress, seed=settings.seed)
             control_rows = _evaluated(control, control_sources)
         kind_rows = merged_rows([_evaluated(probes, sources) for probes in seeds], control_rows)
@@ -49,7 +48,7 @@ def probe_rows(sources, settings, controls=None, layers=None, progress=True):
                 np.unique(sources["train"].labels),
                 seed=settings.seed,
                 progress=progress,
-                **_estimator_params(kind, settings, layers),
+                **params,
             )
             kind_rows = [{**row, **codelengths[layers.index(row["layer"])]} for row in kind_rows]
         rows += kind_rows

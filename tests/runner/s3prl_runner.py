@@ -20,10 +20,10 @@ def run_downstream(*args, check=True, **kwargs):
     return result
 
 
-def train_mi_probe(expdir, manifest, *upstream, task="phone", steps=60, check=True, **overrides):
-    """``run_downstream.py -m train -d mi_probe`` on ``manifest`` into ``expdir``: a short run (``steps``) with
-    the config ``overrides`` (``downstream_expert__control="speaker"`` sets ``downstream_expert.control``)."""
-    return run_downstream(
+def _training_arguments(expdir, manifest, *upstream, **overrides):
+    """``-m train UPSTREAM -d mi_probe -p EXPDIR -o OVERRIDES``: a short run on ``manifest``
+    (:func:`short_run_overrides` with ``overrides``)."""
+    return [
         "-m",
         "train",
         *upstream,
@@ -32,18 +32,23 @@ def train_mi_probe(expdir, manifest, *upstream, task="phone", steps=60, check=Tr
         "-p",
         str(expdir),
         "-o",
-        short_run_overrides(manifest, steps=steps, **overrides),
-        task=task,
-        check=check,
-    )
+        short_run_overrides(manifest, **overrides),
+    ]
+
+
+def train_mi_probe(expdir, manifest, *upstream, task="phone", steps=60, check=True, **overrides):
+    """``run_downstream.py -m train -d mi_probe`` on ``manifest`` into ``expdir``: a short run (``steps``) with
+    the config ``overrides`` (``downstream_expert__control="speaker"`` sets ``downstream_expert.control``)."""
+    arguments = _training_arguments(expdir, manifest, *upstream, steps=steps, **overrides)
+    return run_downstream(*arguments, task=task, check=check)
 
 
 def refusal_before_training(expdir, manifest, *upstream, task="phone", **overrides):
     """The one line with which a new ``-d mi_probe`` training run of :func:`train_mi_probe`'s command line stops
     before s3prl writes anything: the check the import hook runs, here in this process (the subprocess tests
     keep one refusal per kind: a bad config value, bad corpus files)."""
-    argv = ["run_downstream.py", "-m", "train", *upstream, "-d", "mi_probe", "-p", str(expdir)]
-    argv += ["-o", short_run_overrides(manifest, **overrides), "-c", str(config_path(task))]
+    argv = ["run_downstream.py", *_training_arguments(expdir, manifest, *upstream, **overrides)]
+    argv += ["-c", str(config_path(task))]
     with pytest.raises(SystemExit) as refused:
         check_new_experiment(argv)
     assert not expdir.exists()
