@@ -10,7 +10,7 @@ from s3prl_mi_probe.cli import main
 from s3prl_mi_probe.corpus.control import UNSEEN
 from s3prl_mi_probe.features.folder import FeaturesFolder, write_features_folder
 from s3prl_mi_probe.probe.stopping import DEFAULT_PATIENCE
-from s3prl_mi_probe.probe.train import DEFAULT_L2_GRID
+from s3prl_mi_probe.probe.train import DEFAULT_L2_GRID, LayerProbes
 from s3prl_mi_probe.probing.folder import folder_control_labels, folder_splits
 from s3prl_mi_probe.probing.rows import fitted_seeds
 from s3prl_mi_probe.probing.settings import ProbeSettings
@@ -147,13 +147,32 @@ def test_torchrun_shares_the_layers_and_gives_the_rows_of_one_process(features, 
 
 def test_later_seeds_train_at_the_l2_the_first_seed_chose_and_still_differ(features):
     folder = FeaturesFolder(features)
+    settings = ProbeSettings(seeds=2, mlp_width=8)
+    sources, _ = folder_splits(folder, settings)
+    first, later = fitted_seeds(sources, "mlp1", settings, sources["train"].layer_ids, progress=False)
+    assert not first.seed_independent_  # an MLP's initial weights and the minibatch order are drawn
+    assert first.l2_candidates_ == [list(DEFAULT_L2_GRID)] * 3
+    assert later.l2_candidates_ == [[l2] for l2 in first.l2_] and later.l2_ == first.l2_
+    assert not torch.equal(first.probe_.weight.detach(), later.probe_.weight.detach())
+
+
+def test_a_full_batch_linear_probe_is_trained_once_for_every_seed(features, tmp_path):
+    folder = FeaturesFolder(features)
     settings = ProbeSettings(seeds=3)
     sources, _ = folder_splits(folder, settings)
     first, *later = fitted_seeds(sources, "linear", settings, sources["train"].layer_ids, progress=False)
-    assert first.l2_candidates_ == [list(DEFAULT_L2_GRID)] * 3
-    for probes in later:
-        assert probes.l2_candidates_ == [[l2] for l2 in first.l2_] and probes.l2_ == first.l2_
-    early = [probes for probes in (first, *later) if "early_stop" in probes.fit_kind_]
-    assert len(early) >= 2, "the row order changes only early-stopped fits"
-    weights = [probes.probe_.weight.detach() for probes in early]
-    assert not torch.equal(weights[0], weights[1])
+    assert first.seed_independent_ and all(probes is first for probes in later)
+    # What that rests on: another seed, trained on its own at the same L2, gives the same probes.
+    alone = LayerProbes(seed=7, l2_candidates=[[l2] for l2 in first.l2_], progress=False)
+    alone.fit(sources["train"], dev=sources["dev"])
+    assert torch.allclose(alone.probe_.weight, first.probe_.weight, atol=1e-4)
+    assert alone.evaluate(sources["test"])[0]["mi_bits"] == pytest.approx(
+        first.evaluate(sources["test"])[0]["mi_bits"], abs=1e-5
+    )
+    # Draws make a fit seed-dependent: minibatch Adam, or a dev carved off train.
+    assert not LayerProbes(full_batch_rows=0, max_epochs=2, progress=False).fit(sources["train"]).seed_independent_
+    assert not LayerProbes(progress=False).fit(sources["train"]).seed_independent_
+    assert main(probe_command(features, tmp_path, "--seeds", "2")) == 0
+    provenance = json.loads((tmp_path / "sweep.json").read_text())["provenance"]
+    assert "every seed gives the same probes" in provenance["seeds_linear"]
+    assert all(row["mi_bits_seed_std"] == 0 for row in read_sweep_csv(tmp_path / "sweep.csv"))

@@ -76,7 +76,9 @@ class LayerProbes:
     ``standardizer_``, ``l2_``, ``fit_kind_`` (per layer, the fit kept: ``early_stop`` or ``converged``),
     ``best_epoch_``, ``epochs_run_`` and ``train_passes_`` (per layer, passes over train at the best dev
     round, when training stopped, and in all with the polish), ``l2_candidates_`` (per layer, the strengths
-    trained on all rows), ``num_train_segments_``, ``memory_plan_``.
+    trained on all rows), ``num_train_segments_``, ``memory_plan_``, ``seed_independent_`` (True when the fit
+    used no random number, so that every ``seed`` gives the same probes: a linear probe trained full-batch
+    on a given dev, without an L2 search subsample).
     """
 
     def __init__(
@@ -144,7 +146,7 @@ class LayerProbes:
         else random rows. Dev rows of classes unseen in train are dropped. Returns ``self``.
         """
         kind = probe_kind(self.kind)
-        train, dev, classes, targets, dev_targets = self._train_and_dev(train, dev, groups)
+        train, dev, classes, targets, dev_targets, carved = self._train_and_dev(train, dev, groups)
         layers = list(train.layer_ids if self.layers is None else self.layers)
         candidates, pilot = self._l2_candidates(train, dev, classes, len(layers))
         bank, l2 = self._initial_bank(train, layers, candidates, len(classes), pilot)
@@ -195,16 +197,20 @@ class LayerProbes:
         self.train_passes_ = _per_layer(passes, chosen)
         self.fit_kind_ = [FITS[k] for k in fit.tolist()]
         self.l2_candidates_, self.num_train_segments_, self.memory_plan_ = candidates, train.num_rows, plan
+        # Full-batch L-BFGS from zero draws no random number; a dev carve or an L2 search subsample would.
+        self.seed_independent_ = full_batch and not carved and pilot is None
         return self
 
     def _train_and_dev(self, train, dev, groups):
-        """``(train, dev, classes, train targets, dev targets)`` as :meth:`fit` describes its arguments."""
+        """``(train, dev, classes, train targets, dev targets, carved)`` as :meth:`fit` describes its arguments;
+        ``carved``: dev was carved off train."""
         if dev is None and isinstance(train, FeaturesFolder) and train.has_split("dev"):
             dev = RowSource.from_folder(train, "dev")
         train = as_source(train, name="train")
-        if dev is None:
-            carved = carve_dev(train.num_rows, train.groups if groups is None else groups, self.seed)
-            train, dev = train.subset(~carved), train.subset(carved)
+        carved = dev is None
+        if carved:
+            carved_rows = carve_dev(train.num_rows, train.groups if groups is None else groups, self.seed)
+            train, dev = train.subset(~carved_rows), train.subset(carved_rows)
         else:
             dev = as_source(dev, name="dev", split="dev")
         classes = np.unique(train.labels) if self.classes is None else np.unique(np.asarray(self.classes))
@@ -218,7 +224,7 @@ class LayerProbes:
                 f"dev features are {dev.num_layers} layers {dev.dim} wide, train features "
                 f"{train.num_layers} layers {train.dim} wide"
             )
-        return train, dev, classes, targets, dev_targets
+        return train, dev, classes, targets, dev_targets, carved
 
     def _train(self, kind, kind_kernel, start, train_rows, dev_rows, l2, options, full_batch):
         """Train the bank from ``start``: full-batch L-BFGS, or minibatch Adam then (convex kinds) the polish.

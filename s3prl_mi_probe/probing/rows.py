@@ -13,6 +13,10 @@ from s3prl_mi_probe.corpus.control import UNSEEN
 from s3prl_mi_probe.probe.kinds import PROBE_KINDS
 
 EVALUATED_SPLITS = ("dev", "test")
+SAME_FIT_FOR_EVERY_SEED = (
+    "trained once: full-batch L-BFGS from zero draws no random number, so every seed gives the same probes "
+    "(a seed spread of 0)"
+)
 
 
 def _absolute_rows(source):
@@ -33,6 +37,8 @@ def probe_rows(sources, settings, controls=None, layers=None, progress=True):
     for kind in (probe for probe in settings.probes if probe in PROBE_KINDS):
         seeds = fitted_seeds(sources, kind, settings, layers, progress)
         notes.setdefault("memory_plan", seeds[0].memory_plan_.describe())
+        if len(seeds) > 1 and seeds[0].seed_independent_:
+            notes[f"seeds_{kind}"] = SAME_FIT_FOR_EVERY_SEED
         params, control_rows = _estimator_params(kind, settings, layers), None
         if controls is not None:
             control_sources = {split: _scored_control(source, controls) for split, source in sources.items()}
@@ -80,10 +86,14 @@ def fitted_seeds(sources, kind, settings, layers, progress):
 
     The first seed searches the L2 grid; every further seed trains at the L2 strength the first chose
     per layer, so that a seed varies the training itself (row order, an MLP's initial weights, hence
-    the epoch and fit kept), not the L2 search.
+    the epoch and fit kept), not the L2 search. A fit that draws no random number
+    (``seed_independent_``: a linear probe trained full-batch) is the same for every seed, so it stands
+    for all of them (the same estimator, repeated).
     """
     params = _estimator_params(kind, settings, layers)
     first = _fitted(sources, params, progress, seed=settings.seed)
+    if first.seed_independent_:
+        return [first] * settings.seeds
     chosen = [[l2] for l2 in first.l2_]
     return [
         first,
