@@ -34,14 +34,24 @@ Bounds, at every check. ℓ = max(0, min_ij g_ij) / ‖W‖ is the margin of the
 most √2·R (R the largest ‖z_i‖, for ‖W‖ = 1), so u gains the term ‖r‖₁·R/√2 and stays a bound. ℓ and u
 are kept at their best; u starts at the class pairs' bound.
 
+Support set. At the end of stage ``SUPPORT_STAGE`` (C = 10·``initial_c``) a layer not yet certified
+goes to :mod:`s3prl_mi_probe.analyses.support_set`: an active-set method that solves the problem on the
+constraints with a slack and grows or shrinks that set until its multipliers certify the optimum
+(ℓ ≥ (1 − tol/10) · u). Where it succeeds the layer is done with that (W, b), ℓ and u; where it
+declines (its working set would pass a few thousand constraints, or its rounds run out) the stages
+go on. Ill-conditioned features are where this matters: on a demo corpus's fbank layer the stages
+alone stopped 1.2 % below γ* after six stages, while the support set finds γ* (to 1e-10) after two.
+
 Stopping, per layer: *separable* when ℓ ≥ (1 − ``tol``) · u, so the reported ℓ is within ``tol`` of γ*;
 *not separable* when ℓ = 0 and u < ``resolution`` · (mean_i ‖z_i‖²)^½ (γ* is below that resolution, or zero);
-*stalled* when at the end of a stage ℓ > 0 grew by less than tol/10 over the stage (ℓ has converged, but u,
-computed from the not quite stationary iterates of large-C stages, may not certify it); otherwise the next
+*stalled* when at the end of a stage ℓ > 0 grew by less than tol/10 over the stage (ℓ has stopped growing,
+though on ill-conditioned features it can still lie well below γ*, and u, computed from the not quite
+stationary iterates of large-C stages, does not certify it); otherwise the next
 stage, up to ``max_stages``, after which a layer reports its ℓ with a warning (a lower bound that may be
 loose), or NaN if ℓ = 0.
 
-Guarantees. The reported number is ℓ of the best (W, b) found, recomputed in float64: it never overstates γ*,
+Guarantees. The reported number is ℓ of the best (W, b) found, recomputed in float64 (from float32
+weights): it never overstates γ*,
 and a number (not NaN) means a separating (W, b) was found. NaN does not prove non-separability: it means
 γ* was bounded below the resolution (by a pair of classes or by the solver's u), or the stages ran out
 without a separator.
@@ -55,6 +65,8 @@ import torch
 
 from s3prl_mi_probe.analyses.class_pairs import PAIRS_TRIED, pairwise_margin_bound
 from s3prl_mi_probe.analyses.sampling import HARD_MARGIN_ROWS
+from s3prl_mi_probe.analyses.support_set import PEAK_BYTES as SUPPORT_SET_BYTES
+from s3prl_mi_probe.analyses.support_set import support_set_margin
 from s3prl_mi_probe.probe.arrays import stack_layers
 from s3prl_mi_probe.probe.memory import DEFAULT_MEMORY_BUDGET
 from s3prl_mi_probe.probe.source import as_source
@@ -66,6 +78,7 @@ CHECK_EVERY = 25
 HISTORY = 10
 ARMIJO = 1e-4
 MAX_BACKTRACKS = 40
+SUPPORT_STAGE = 1  # the support-set method starts from the separator of the stage at C = 10·initial_c
 
 
 def hard_margins(
@@ -122,7 +135,8 @@ def sampled_hard_margins(train, max_rows=HARD_MARGIN_ROWS, seed=0, device="cpu",
     used: all of them when there are no more, else a seeded, class-stratified subsample (a subsample
     of a separable set is separable, and its margin is at least the full set's). The rows are
     standardised with their own statistics. Layers are solved in groups whose features and solver
-    state fit ``memory_budget``; each layer is an independent problem, so grouping changes nothing.
+    state fit ``memory_budget`` (less the support-set step's peak, one layer at a time); each layer is an
+    independent problem, so grouping changes nothing.
     """
     source = as_source(train, name="train")
     if source.num_rows > max_rows:
@@ -133,7 +147,7 @@ def sampled_hard_margins(train, max_rows=HARD_MARGIN_ROWS, seed=0, device="cpu",
         + 2 * HISTORY * (source.dim + 1) * num_classes
         + 6 * (source.dim + 1) ** 2  # the covariance's eigenvectors, and the float64 decomposition
     )
-    group = max(1, int(memory_budget // layer_bytes))
+    group = max(1, int((memory_budget - SUPPORT_SET_BYTES) // layer_bytes))  # layers meet the support set one by one
     margins = []
     for first in range(0, source.num_layers, group):
         part = source.select_layers(source.layer_ids[first : first + group])
@@ -324,9 +338,10 @@ class _SquaredHingeBank:
         plateau &= live["stage_iter"] >= 2 * CHECK_EVERY
         live["check_lower"] = torch.where(checked, live["lower"], live["check_lower"])
         ends = forced | plateau
-        stalled = ends & (live["stage_lower"] > 0) & (live["lower"] <= live["stage_lower"] * growth)
         separable = live["lower"] >= (1 - tol) * live["upper"]
         hopeless = (live["lower"] == 0) & (live["upper"] < resolution * live["scale"])
+        separable |= self._polished(ends & ~separable & ~hopeless, tol)
+        stalled = ends & (live["stage_lower"] > 0) & (live["lower"] <= live["stage_lower"] * growth)
         exhausted = ends & ~separable & ~hopeless & ~stalled & (live["stage"] + 1 >= max_stages)
         if exhausted.any():
             warnings.warn(
@@ -347,6 +362,22 @@ class _SquaredHingeBank:
         live["rho"] = torch.where(grow[:, None], 0, live["rho"])
         live["gamma"] = torch.where(grow, 1.0, live["gamma"])
         return done
+
+    def _polished(self, ended, tol):
+        """Layers that ``ended`` stage ``SUPPORT_STAGE`` and that the support-set method certifies (their best
+        weights, ℓ and u replaced by its result's)."""
+        live = self.live
+        tried = ended & (live["stage"] == SUPPORT_STAGE) & (live["lower"] > 0)
+        certified = torch.zeros_like(tried)
+        for index in tried.nonzero().flatten().tolist():
+            exact = support_set_margin(
+                live["features"][index], self.targets[0, :, 0], self.own.shape[-1], live["best"][index], self.bias, tol
+            )
+            if exact is not None:
+                weight, live["lower"][index], live["upper"][index] = exact
+                live["best"][index] = weight.to(live["best"].dtype)
+                certified[index] = True
+        return certified
 
     def _bounds(self, wnorm):
         """(ℓ, u) of the current iterates, per live layer: ℓ ≤ γ* ≤ u (module docstring)."""

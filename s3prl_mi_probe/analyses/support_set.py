@@ -1,0 +1,127 @@
+"""The exact hard margin of one layer from a good separator: an active-set method on its support constraints.
+
+Where the squared-hinge stages of :mod:`s3prl_mi_probe.analyses.hard_margin` stall (ill-conditioned
+features: L-BFGS at large C barely moves, so its margin ℓ stays below γ* and its dual bound u stays
+loose), the optimum is found from the constraints that support it. For a working set S of constraints
+(i, j), the hard-margin problem with only those constraints, held as equalities, is a linear system
+(the KKT conditions): with v_ij = z_i (e_{y_i} − e_j)ᵀ and, with a bias, E_ij = e_{y_i} − e_j,
+
+    W = Σ_S α_ij v_ij,   Q α + E b = 1,   Eᵀ α = 0 (with a bias),   Q = (Z_S Z_Sᵀ) ∘ (E Eᵀ),
+
+solved by a Cholesky factor of Q (|S| × |S|, float64) and the small (K − 1) × (K − 1) system for b
+(one bias fixed at 0: only differences of biases matter). S starts as the constraints with a slack in
+a squared-hinge solution (gap below 1), which approach the support as C grows. Each round,
+constraints with α < 0 leave S, and the most violated constraint of each row whose gaps fall below 1
+joins it (at most ``ADDED_PER_ROUND`` of them and no more than the cap leaves room for, the most
+violated first). When every α ≥ 0 and nothing is violated, (W, b) is the optimum.
+
+Certificate, every round: ℓ = min_ij g_ij / ‖W‖ of the round's (W, b) on all rows (ℓ ≤ γ*), and the
+weak-duality bound of the clipped multipliers α⁺ = max(α, 0), u = (‖Σ α⁺ v‖ + ‖Eᵀα⁺‖₁ · R/√2) / Σ α⁺
+(R the largest row norm; the second term only with a bias: the bound of hard_margin.py), so γ* ≤ u.
+At the optimum ℓ = u = 1/‖W‖. The method stops once the best ℓ is within tol/10 of the least u, and
+its result counts if that is within ``tol`` when the rounds or the working set's cap end it.
+
+Cost: |S|³/3 flops a round for the factor, so S is capped (``max_constraints``, and never more than
+D·K, the dimension of W, which bounds the independent constraints). A start above the cap, a
+singular Q (duplicate constraints), or rounds or a cap that end it uncertified give None, and the
+caller keeps its own result.
+"""
+
+import math
+
+import torch
+
+ADDED_PER_ROUND = 1000
+MAX_ROUNDS = 12
+MAX_CONSTRAINTS = 4000  # a round then takes about 0.4 s on 2 cores
+PEAK_BYTES = 3 * 8 * MAX_CONSTRAINTS**2  # Q, E Eᵀ and the factor, float64
+
+
+def support_set_margin(features, targets, num_classes, weight, bias, tol, max_constraints=MAX_CONSTRAINTS):
+    """``(weight, ℓ, u)`` with ℓ ≥ (1 − tol)·u, or None (see the module docstring); it aims at tol / 10.
+
+    ``features`` ``[N, D]``, ``targets`` ``[N]`` (class indices), ``weight`` ``[D (+1), K]`` (its last row
+    the bias when ``bias``) a squared-hinge solution: its constraints with a gap below 1 (those with a
+    slack) start the working set.
+    """
+    features = features.double()
+    gaps = _gaps(features, targets, weight.double(), bias)
+    max_constraints = min(max_constraints, features.shape[1] * num_classes)  # W's dimension bounds independent ones
+    working = (gaps.flatten() < 1).nonzero().flatten()  # flat indices i · K + j
+    if not 0 < len(working) <= max_constraints:
+        return None
+    radius = features.norm(dim=1).amax() if bias else None
+    best, best_lower, upper = None, 0.0, math.inf
+    for _ in range(MAX_ROUNDS):
+        solved = _kkt_solution(features, targets, num_classes, working, bias)
+        if solved is None:
+            return None
+        alpha, candidate = solved
+        gaps = _gaps(features, targets, candidate, bias)
+        norm = (candidate[:-1] if bias else candidate).norm()
+        lower = (gaps.min().clamp_min(0) / norm).item()
+        if lower > best_lower:
+            best, best_lower = candidate, lower
+        upper = min(upper, _dual_bound(features, targets, num_classes, working, alpha.clamp_min(0), radius))
+        if best_lower >= (1 - tol / 10) * upper:
+            break
+        kept = working[alpha >= 0]
+        room = min(ADDED_PER_ROUND, max_constraints - len(kept))
+        row_gaps = gaps.min(1)
+        violated = (row_gaps.values < 1).nonzero().flatten()
+        if room < min(len(violated), 1):
+            break
+        violated = violated[row_gaps.values[violated].argsort()[:room]]
+        working = torch.unique(torch.cat([kept, violated * num_classes + row_gaps.indices[violated]]))
+    return (best, best_lower, upper) if best_lower >= (1 - tol) * upper else None
+
+
+def _gaps(features, targets, weight, bias):
+    """g_ij = s_{i y_i} − s_ij ``[N, K]``, +inf at j = y_i."""
+    scores = features @ weight[:-1] + weight[-1] if bias else features @ weight
+    gaps = scores.gather(1, targets[:, None]) - scores
+    return gaps.scatter(1, targets[:, None], math.inf)
+
+
+def _class_signs(targets, num_classes, working):
+    """The rows of the working set and E ``[|S|, K]``: +1 at the row's class, −1 at the constraint's class."""
+    rows = working // num_classes
+    signs = torch.zeros(len(working), num_classes, dtype=torch.float64, device=working.device)
+    signs[torch.arange(len(working)), targets[rows]] = 1
+    signs[torch.arange(len(working)), working % num_classes] = -1
+    return rows, signs
+
+
+def _kkt_solution(features, targets, num_classes, working, bias):
+    """``(α, weight)`` with the working set's constraints held as equalities; None if Q is singular."""
+    rows, signs = _class_signs(targets, num_classes, working)
+    rows_features = features[rows]
+    gram = rows_features @ rows_features.T
+    gram *= signs @ signs.T
+    gram.diagonal().add_(1e-12 * gram.diagonal().mean())  # duplicate constraints: a ridge far below the scale
+    factor, failed = torch.linalg.cholesky_ex(gram)
+    if failed.item():
+        return None
+    ones = torch.ones(len(working), 1, dtype=torch.float64, device=working.device)
+    if bias:
+        tied = signs[:, 1:]  # the first class's bias is 0
+        solved = torch.cholesky_solve(torch.cat([ones, tied], dim=1), factor)
+        biases = torch.linalg.lstsq(tied.T @ solved[:, 1:], tied.T @ solved[:, :1]).solution
+        alpha = (solved[:, :1] - solved[:, 1:] @ biases)[:, 0]
+        biases = torch.cat([biases.new_zeros(1, 1), biases])[:, 0]
+    else:
+        alpha = torch.cholesky_solve(ones, factor)[:, 0]
+    weight = rows_features.T @ (alpha[:, None] * signs)
+    return alpha, torch.cat([weight, biases[None]]) if bias else weight
+
+
+def _dual_bound(features, targets, num_classes, working, alpha, radius):
+    """u ≥ γ* of nonnegative multipliers ``alpha`` on the working set (``radius`` None: no bias)."""
+    rows, signs = _class_signs(targets, num_classes, working)
+    mass = alpha.sum()
+    if not mass > 0:
+        return math.inf
+    spread = (features[rows].T @ (alpha[:, None] * signs)).norm()
+    if radius is not None:
+        spread = spread + (signs.T @ alpha).abs().sum() * radius / math.sqrt(2)
+    return (spread / mass).item()
