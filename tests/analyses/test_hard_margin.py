@@ -169,3 +169,15 @@ def test_the_support_set_method_certifies_its_margin_or_declines():
     assert exact <= upper * (1 + 1e-9) and lower >= (1 - 1e-4) * upper and lower == pytest.approx(exact, rel=1e-6)
     assert functional_margin(features.astype(np.float64), labels, weight.numpy(), 0) == pytest.approx(lower)
     assert support_set_margin(torch.as_tensor(features), targets, 8, hinge_solution, False, 1e-4, 50) is None
+
+
+def test_the_support_set_method_reaches_the_optimum_from_a_poor_start():
+    # A weakly penalised squared-hinge solution (C = 0.1) starts the rounds far from the support:
+    # they take about 20, the defects falling all the while (12 rounds ended it uncertified before).
+    features, labels = ill_conditioned_classes(3000, 100, 20, spread=1.0)
+    targets = torch.as_tensor(labels)
+    poor_start = torch.as_tensor(squared_hinge_solution(features.astype(np.float64), labels, 20, cost=0.1))
+    weight, lower, upper = support_set_margin(torch.as_tensor(features), targets, 20, poor_start, False, 3e-3)
+    assert lower >= (1 - 3e-4) * upper
+    assert functional_margin(features.astype(np.float64), labels, weight.numpy(), 0) == pytest.approx(lower)
+    assert hard_margins(features[None], labels, bias=False)[0] == pytest.approx(lower, rel=3e-4)
