@@ -34,15 +34,17 @@ Bounds, at every check. ℓ = max(0, min_ij g_ij) / ‖W‖ is the margin of the
 most √2·R (R the largest ‖z_i‖, for ‖W‖ = 1), so u gains the term ‖r‖₁·R/√2 and stays a bound. ℓ and u
 are kept at their best; u starts at the class pairs' bound.
 
-Support set. At the end of each of the first ``SUPPORT_STAGES`` stages (C = ``initial_c``, then
-10·``initial_c``) a layer not yet certified goes to :mod:`s3prl_mi_probe.analyses.support_set`, an
-active-set method that solves the problem on the constraints with a slack and grows or shrinks that
-set until its multipliers certify the optimum (ℓ ≥ (1 − tol/10) · u). Where it succeeds the layer is
-done with that (W, b), ℓ and u; where it declines (its working set would pass a few thousand
-constraints, or its rounds run out) the stages go on. Ill-conditioned features are where this
-matters: on a demo corpus's fbank layer the stages alone stopped 1.2 % below γ* after six stages
-(1.6 % on a corpus twice as large), while the support set finds γ* after the first (within tol/10;
-its weights are kept in float32, which costs ℓ about 2e-7 relative there).
+Support set. At the first check where a layer's iterate separates (ℓ > 0), and again at the end of
+each of the first ``SUPPORT_STAGES`` stages (C = ``initial_c``, then 10·``initial_c``) if it is not
+yet certified, the layer goes to :mod:`s3prl_mi_probe.analyses.support_set`, an active-set method
+that solves the problem on the constraints with a slack and grows or shrinks that set until its
+multipliers certify the optimum (ℓ ≥ (1 − tol/10) · u). Where it succeeds the layer is done with
+that (W, b), ℓ and u; where it declines (its working set would pass a few thousand constraints, or
+its defects stop falling) the stages go on. Ill-conditioned features are where this matters: on a
+demo corpus's fbank layer the stages alone stopped 1.2 % below γ* after six stages (1.6 % on a
+corpus twice as large), while the support set finds γ* from the iterate of the first check (within
+tol/10; its weights are kept in float32, which costs ℓ about 2e-7 relative there). Trying it that
+early pays: from the end of the first stage it needed fewer rounds, but the stage cost more.
 
 Stopping, per layer: *separable* when ℓ ≥ (1 − ``tol``) · u, so the reported ℓ is within ``tol`` of γ*;
 *not separable* when ℓ = 0 and u < ``resolution`` · (mean_i ‖z_i‖²)^½ (γ* is below that resolution, or zero);
@@ -80,7 +82,7 @@ CHECK_EVERY = 25
 HISTORY = 10
 ARMIJO = 1e-4
 MAX_BACKTRACKS = 40
-SUPPORT_STAGES = 2  # the support-set method is tried at the end of the first stages (C = initial_c, 10·initial_c)
+SUPPORT_STAGES = 2  # the support-set method is tried again at the end of the first stages (C = initial_c, 10·initial_c)
 
 
 def hard_margins(
@@ -200,6 +202,7 @@ class _SquaredHingeBank:
             "lower": features.new_zeros(num_layers),
             "check_lower": features.new_zeros(num_layers),
             "stage_lower": features.new_zeros(num_layers),
+            "support_tries": torch.zeros(num_layers, dtype=torch.long, device=features.device),
             "upper": upper.to(features.dtype),
             "radius": features.norm(dim=-1).amax(-1),
             "cost": features.new_full((num_layers,), initial_c),
@@ -342,7 +345,8 @@ class _SquaredHingeBank:
         ends = forced | plateau
         separable = live["lower"] >= (1 - tol) * live["upper"]
         hopeless = (live["lower"] == 0) & (live["upper"] < resolution * live["scale"])
-        separable |= self._polished(ends & ~separable & ~hopeless, tol)
+        first_separator = checked & (live["lower"] > 0) & (live["support_tries"] == 0)
+        separable |= self._polished((ends & (live["stage"] < SUPPORT_STAGES) | first_separator) & ~separable, tol)
         stalled = ends & (live["stage_lower"] > 0) & (live["lower"] <= live["stage_lower"] * growth)
         exhausted = ends & ~separable & ~hopeless & ~stalled & (live["stage"] + 1 >= max_stages)
         if exhausted.any():
@@ -365,11 +369,12 @@ class _SquaredHingeBank:
         live["gamma"] = torch.where(grow, 1.0, live["gamma"])
         return done
 
-    def _polished(self, ended, tol):
-        """Layers that ``ended`` one of the first ``SUPPORT_STAGES`` stages and that the support-set method
-        certifies (their best weights, ℓ and u replaced by its result's)."""
+    def _polished(self, tried, tol):
+        """The layers ``tried`` (those with ℓ > 0) that the support-set method certifies (their best weights,
+        ℓ and u replaced by its result's)."""
         live = self.live
-        tried = ended & (live["stage"] < SUPPORT_STAGES) & (live["lower"] > 0)
+        tried = tried & (live["lower"] > 0)
+        live["support_tries"] += tried.long()
         certified = torch.zeros_like(tried)
         for index in tried.nonzero().flatten().tolist():
             exact = support_set_margin(

@@ -9,7 +9,7 @@ from scipy.optimize import minimize
 from sklearn.svm import LinearSVC
 
 from s3prl_mi_probe.analyses.hard_margin import hard_margins
-from s3prl_mi_probe.analyses.support_set import support_set_margin
+from s3prl_mi_probe.analyses.support_set import _ConstraintSystem, support_set_margin
 
 # The solver stops once its margin is within tol = 0.3% of an upper bound on the optimum; the references
 # are solved to 1e-8 or exactly, so 1% leaves room for the upper bound's own slack and float32 scores.
@@ -181,3 +181,33 @@ def test_the_support_set_method_reaches_the_optimum_from_a_poor_start():
     assert lower >= (1 - 3e-4) * upper
     assert functional_margin(features.astype(np.float64), labels, weight.numpy(), 0) == pytest.approx(lower)
     assert hard_margins(features[None], labels, bias=False)[0] == pytest.approx(lower, rel=3e-4)
+
+
+def test_the_constraint_system_kept_across_rounds_solves_as_a_fresh_factor_would():
+    # Small changes border the factor and deactivate constraints (a Schur complement on them); the
+    # solves must equal a dense solve of Q restricted to the working set.
+    rng = np.random.default_rng(0)
+    num_rows, dim, num_classes = 200, 30, 5
+    features = torch.as_tensor(rng.standard_normal((num_rows, dim)))
+    targets = torch.as_tensor(rng.integers(0, num_classes, num_rows))
+    allowed = [i * num_classes + j for i in range(num_rows) for j in range(num_classes) if j != targets[i]]
+    pool = torch.as_tensor(rng.permutation(allowed)[:70])
+    right = torch.as_tensor(rng.standard_normal((70, 3)))
+
+    def dense_solve(working):
+        rows, other = working // num_classes, working % num_classes
+        one_hot = torch.nn.functional.one_hot
+        signs = (one_hot(targets[rows], num_classes) - one_hot(other, num_classes)).double()
+        gram = (features[rows] @ features[rows].T) * (signs @ signs.T)
+        return torch.linalg.solve(gram, right[: len(working)])
+
+    system = _ConstraintSystem(features, targets, num_classes, max_constraints=1000)
+    assert system.reset(pool[:60])
+    steps = [(pool[[3, 17]], pool[60:62]), (pool[[60, 40]], pool[[3, 62]])]  # leave and join; then re-join pool[3]
+    for leaving, joining in steps:
+        assert system.update(leaving, joining)
+        assert (~system.active).any()  # the kept factor, not a fresh one
+        working = system.working()
+        expected = set(working.tolist())
+        assert len(expected) == 60 and not expected & set(leaving.tolist()) and set(joining.tolist()) <= expected
+        torch.testing.assert_close(system.solve(right[:60]), dense_solve(working), rtol=1e-8, atol=1e-10)
