@@ -36,15 +36,16 @@ are kept at their best; u starts at the class pairs' bound.
 
 Support set. At the first check where a layer's iterate separates (ℓ > 0), and again at the end of
 each of the first ``SUPPORT_STAGES`` stages (C = ``initial_c``, then 10·``initial_c``) if it is not
-yet certified, the layer goes to :mod:`s3prl_mi_probe.analyses.support_set`, an active-set method
-that solves the problem on the constraints with a slack and grows or shrinks that set until its
-multipliers certify the optimum (ℓ ≥ (1 − tol/10) · u). Where it succeeds the layer is done with
-that (W, b), ℓ and u; where it declines (its working set would pass a few thousand constraints, or
-its defects stop falling) the stages go on. Ill-conditioned features are where this matters: on a
-demo corpus's fbank layer the stages alone stopped 0.5-1.2 % below γ* after six stages (1.6 % on a
-corpus twice as large), while the support set finds γ* from the iterate of the first check (within
-tol/10; its weights are kept in float32, which costs ℓ about 2e-7 relative there). Trying it that
-early pays: from the end of the first stage it needed fewer rounds, but the stage cost more.
+yet certified, the layer goes to
+:mod:`s3prl_mi_probe.analyses.support_set`, an active-set method that solves the problem on the
+constraints with a slack and grows or shrinks that set until its multipliers certify the optimum
+(ℓ ≥ (1 − tol/10) · u). Where it succeeds the layer is done with that (W, b), ℓ and u; where it
+declines (its working set would pass a few thousand constraints, or its defects stop falling) the
+stages go on. Ill-conditioned features are where this matters: on a demo corpus's fbank layer the
+stages alone stopped 0.5-1.2 % below γ* after six stages (1.6 % on a corpus twice as large), while
+the support set finds γ* from the iterate of the first check (within tol/10; its weights are kept in
+float32, which costs ℓ about 2e-7 relative there). Trying it that early pays: from the end of the
+first stage it needed fewer rounds, but the stage cost more.
 
 Stopping, per layer: *separable* when ℓ ≥ (1 − ``tol``) · u, so the reported ℓ is within ``tol`` of γ*;
 *not separable* when ℓ = 0 and u < ``resolution`` · (mean_i ‖z_i‖²)^½ (γ* is below that resolution, or zero);
@@ -346,7 +347,8 @@ class _SquaredHingeBank:
         separable = live["lower"] >= (1 - tol) * live["upper"]
         hopeless = (live["lower"] == 0) & (live["upper"] < resolution * live["scale"])
         first_separator = checked & (live["lower"] > 0) & (live["support_tries"] == 0)
-        separable |= self._polished((ends & (live["stage"] < SUPPORT_STAGES) | first_separator) & ~separable, tol)
+        again = ends & (live["stage"] < SUPPORT_STAGES)
+        separable |= self._polished((first_separator | again) & ~separable, tol)
         stalled = ends & (live["stage_lower"] > 0) & (live["lower"] <= live["stage_lower"] * growth)
         exhausted = ends & ~separable & ~hopeless & ~stalled & (live["stage"] + 1 >= max_stages)
         if exhausted.any():
