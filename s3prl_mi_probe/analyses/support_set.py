@@ -150,7 +150,9 @@ class _ConstraintSystem:
             return self.reset(torch.cat([kept, joining]))
         self.active &= ~torch.isin(self.ids, leaving)
         self.active |= torch.isin(self.ids, joining)
-        return self._border(fresh) if len(fresh) else True
+        if not len(fresh) or self._border(fresh):
+            return True
+        return self.reset(torch.cat([self.working(), fresh]))  # the bordered block lost definiteness to rounding
 
     def solve(self, right):
         """Q_SS⁻¹ ``right`` (rows: the working set, in order)."""
@@ -166,7 +168,8 @@ class _ConstraintSystem:
         return solved[self.active]
 
     def _border(self, fresh):
-        """Append the constraints ``fresh`` to U (active), bordering the factor; False where Q is singular."""
+        """Append the constraints ``fresh`` to U (active), bordering the factor; False (nothing changed) where
+        the bordered block is not positive definite."""
         below = torch.linalg.solve_triangular(self.factor, self._block(self.ids, fresh), upper=False).T
         corner = self._block(fresh, fresh)
         corner.diagonal().add_(self.ridge)
