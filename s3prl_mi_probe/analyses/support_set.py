@@ -64,13 +64,14 @@ def support_set_margin(features, targets, num_classes, weight, bias, tol, max_co
     fewest_defects, stalled = math.inf, 0
     for _ in range(MAX_ROUNDS):
         working = system.working()
-        alpha, candidate = _kkt_solution(system, working, bias)
+        rows, signs = _class_signs(targets, num_classes, working)
+        alpha, candidate = _kkt_solution(system, rows, signs, bias)
         gaps = _gaps(features, targets, candidate, bias)
         norm = (candidate[:-1] if bias else candidate).norm()
         lower = (gaps.min().clamp_min(0) / norm).item()
         if lower > best_lower:
             best, best_lower = candidate, lower
-        upper = min(upper, _dual_bound(features, targets, num_classes, working, alpha.clamp_min(0), radius))
+        upper = min(upper, _dual_bound(features, rows, signs, alpha.clamp_min(0), radius))
         if best_lower >= (1 - tol / 10) * upper:
             break
         kept = working[alpha >= 0]
@@ -190,10 +191,10 @@ class _ConstraintSystem:
         return (self.features[first_rows] @ self.features[second_rows].T) * (first_signs @ second_signs.T)
 
 
-def _kkt_solution(system, working, bias):
-    """``(α, weight)`` with the working set's constraints held as equalities."""
-    rows, signs = _class_signs(system.targets, system.num_classes, working)
-    ones = torch.ones(len(working), 1, dtype=torch.float64, device=working.device)
+def _kkt_solution(system, rows, signs, bias):
+    """``(α, weight)`` with the working set's constraints (its ``rows`` and ``signs``, see
+    :func:`_class_signs`) held as equalities."""
+    ones = signs.new_ones(len(rows), 1)
     if bias:
         tied = signs[:, 1:]  # the first class's bias is 0
         solved = system.solve(torch.cat([ones, tied], dim=1))
@@ -213,9 +214,9 @@ def _cholesky_solved(factor, right):
     return torch.linalg.solve_triangular(factor.T, halfway, upper=True)
 
 
-def _dual_bound(features, targets, num_classes, working, alpha, radius):
-    """u ≥ γ* of nonnegative multipliers ``alpha`` on the working set (``radius`` None: no bias)."""
-    rows, signs = _class_signs(targets, num_classes, working)
+def _dual_bound(features, rows, signs, alpha, radius):
+    """u ≥ γ* of nonnegative multipliers ``alpha`` on the working set (its ``rows`` and ``signs``; ``radius``
+    None: no bias)."""
     mass = alpha.sum()
     if not mass > 0:
         return math.inf
