@@ -56,10 +56,9 @@ stage, up to ``max_stages``, after which a layer reports its ℓ with a warning 
 loose), or NaN if ℓ = 0.
 
 Guarantees. The reported number is ℓ of the best (W, b) found, recomputed in float64 (from float32
-weights): it never overstates γ*,
-and a number (not NaN) means a separating (W, b) was found. NaN does not prove non-separability: it means
-γ* was bounded below the resolution (by a pair of classes or by the solver's u), or the stages ran out
-without a separator.
+weights): it never overstates γ*, and a number (not NaN) means a separating (W, b) was found. NaN does
+not prove non-separability: it means γ* was bounded below the resolution (by a pair of classes or by
+the solver's u), or the stages ran out without a separator.
 """
 
 import math
@@ -203,7 +202,7 @@ class _SquaredHingeBank:
             "lower": features.new_zeros(num_layers),
             "check_lower": features.new_zeros(num_layers),
             "stage_lower": features.new_zeros(num_layers),
-            "support_tries": torch.zeros(num_layers, dtype=torch.long, device=features.device),
+            "support_tried": torch.zeros(num_layers, dtype=torch.bool, device=features.device),
             "upper": upper.to(features.dtype),
             "radius": features.norm(dim=-1).amax(-1),
             "cost": features.new_full((num_layers,), initial_c),
@@ -346,7 +345,7 @@ class _SquaredHingeBank:
         ends = forced | plateau
         separable = live["lower"] >= (1 - tol) * live["upper"]
         hopeless = (live["lower"] == 0) & (live["upper"] < resolution * live["scale"])
-        first_separator = checked & (live["lower"] > 0) & (live["support_tries"] == 0)
+        first_separator = checked & (live["lower"] > 0) & ~live["support_tried"]
         again = ends & (live["stage"] < SUPPORT_STAGES)
         separable |= self._polished((first_separator | again) & ~separable, tol)
         stalled = ends & (live["stage_lower"] > 0) & (live["lower"] <= live["stage_lower"] * growth)
@@ -376,7 +375,7 @@ class _SquaredHingeBank:
         ℓ and u replaced by its result's)."""
         live = self.live
         tried = tried & (live["lower"] > 0)
-        live["support_tries"] += tried.long()
+        live["support_tried"] |= tried
         certified = torch.zeros_like(tried)
         for index in tried.nonzero().flatten().tolist():
             exact = support_set_margin(
