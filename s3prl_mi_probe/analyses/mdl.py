@@ -66,14 +66,13 @@ def online_codelength(train, dev, classes, seed=0, progress=True, **estimator_pa
     num_layers = len(estimator_params.get("layers") or ordered.layer_ids)
     codelength = np.full(num_layers, ends[0] * uniform_bits_per_row)
     grid = estimator_params.get("l2_grid") or DEFAULT_L2_GRID
-    candidates = None
+    fixed = {"classes": classes, "seed": seed, "progress": False, "warm_start": True}
+    probes = LayerProbes(**{**estimator_params, **fixed})
     blocks = tqdm(list(pairwise(ends)), desc="MDL blocks", unit="block", disable=not progress, leave=False)
     for start, end in blocks:
-        fixed = {"classes": classes, "seed": seed, "progress": False, "l2_candidates": candidates}
-        probes = LayerProbes(**{**estimator_params, **fixed})
         probes.fit(ordered.subset(np.arange(start)), dev=dev)
         codelength += probes.summed_cross_entropy_bits(ordered.subset(np.arange(start, end)))
         if start >= PILOT_ROWS:
-            candidates = shrinking_candidates(grid, probes.l2_)
+            probes.set_params(l2_candidates=shrinking_candidates(grid, probes.l2_))
     uniform = ordered.num_rows * uniform_bits_per_row
     return [{"mdl_bits": float(bits), "compression": uniform / float(bits)} for bits in codelength]

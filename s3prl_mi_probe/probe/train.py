@@ -70,7 +70,9 @@ class LayerProbes:
     ``l2_candidates``: per layer, the L2 strengths to train (lists of one length), instead of ``l2_grid``
     and its search;
     ``polish_steps`` caps the convex polish; ``full_batch_rows``: linear probes of at most this many train
-    rows train by full-batch L-BFGS (0: never).
+    rows train by full-batch L-BFGS (0: never); ``warm_start`` (scikit-learn's meaning): a fit after the
+    first starts every candidate of a layer from the probe the previous fit kept for it, instead of from
+    scratch (same kind, classes, layers and width; e.g. a larger prefix of the same rows).
 
     Learned attributes: ``classes_``, ``layers_``, ``probe_`` (the bank, one probe per layer),
     ``standardizer_``, ``l2_``, ``fit_kind_`` (per layer, the fit kept: ``early_stop`` or ``converged``),
@@ -100,6 +102,7 @@ class LayerProbes:
         polish_steps=POLISH_MAX_STEPS,
         tol_bits=DEFAULT_TOL_BITS,
         full_batch_rows=FULL_BATCH_ROWS,
+        warm_start=False,
         progress=True,
     ):
         self.kind = kind
@@ -119,6 +122,7 @@ class LayerProbes:
         self.polish_steps = polish_steps
         self.tol_bits = tol_bits
         self.full_batch_rows = full_batch_rows
+        self.warm_start = warm_start
         self.progress = progress
 
     def get_params(self, deep=True):
@@ -148,8 +152,9 @@ class LayerProbes:
         kind = probe_kind(self.kind)
         train, dev, classes, targets, dev_targets, carved = self._train_and_dev(train, dev, groups)
         layers = list(train.layer_ids if self.layers is None else self.layers)
+        previous = self._previous_fit(classes, layers, train.dim)
         candidates, pilot = self._l2_candidates(train, dev, classes, len(layers))
-        bank, l2 = self._initial_bank(train, layers, candidates, len(classes), pilot)
+        bank, l2 = self._initial_bank(train, layers, candidates, len(classes), previous or pilot)
         train, dev = train.select_layers(layers), dev.select_layers(layers)
         full_batch = kind.convex and train.num_rows <= self.full_batch_rows
         state = bank_state_bytes(
@@ -198,7 +203,29 @@ class LayerProbes:
         self.fit_kind_ = [FITS[k] for k in fit.tolist()]
         self.l2_candidates_, self.num_train_segments_, self.memory_plan_ = candidates, train.num_rows, plan
         # Full-batch L-BFGS from zero draws no random number; a dev carve or an L2 search subsample would.
-        self.seed_independent_ = full_batch and not carved and pilot is None
+        self.seed_independent_ = full_batch and not carved and pilot is None and previous is None
+        return self
+
+    def _previous_fit(self, classes, layers, dim):
+        """``self`` when this fit warm-starts from the previous one (``warm_start`` and fitted), else None.
+
+        ValueError when the previous fit's probes cannot start this one (another kind, classes, layers or width).
+        """
+        if not self.warm_start or not hasattr(self, "probe_"):
+            return None
+        wanted = build_probe_bank(self.kind, len(layers), dim, len(classes), self.mlp_width)
+        shapes = {name: value.shape for name, value in wanted.state_dict().items()}
+        same = (
+            type(self.probe_) is type(wanted)
+            and {name: value.shape for name, value in self.probe_.state_dict().items()} == shapes
+            and np.array_equal(self.classes_, classes)
+            and self.layers_ == layers
+        )
+        if not same:
+            raise ValueError(
+                "warm_start needs the previous fit's kind, classes, layers and feature width; "
+                "refit with warm_start=False"
+            )
         return self
 
     def _train_and_dev(self, train, dev, groups):
@@ -285,7 +312,8 @@ class LayerProbes:
 
         The bank is drawn for every layer of the source and then cut to ``layers``, so a probe starts
         the same whichever layers it is trained with. After a subsample search every candidate of a
-        layer starts from the probe ``pilot`` chose for it (a warm start).
+        layer starts from the probe ``pilot`` chose for it (a warm start); so it does after a previous fit
+        when ``warm_start`` is set (``pilot`` is then that fit).
         """
         num_candidates = len(candidates[0])
         bank = build_probe_bank(

@@ -72,31 +72,45 @@ def test_informative_features_compress_and_noise_does_not():
     assert 0.9 < chance["compression"] < 1.01
 
 
-def test_prefixes_after_a_large_one_train_its_choice_and_the_next_smaller_strength(monkeypatch):
+def _recorded_fits(monkeypatch):
+    """What each block's fit learned (rows, L2 candidates) and whether it started from the previous fit."""
     fits = []
 
     class RecordedProbes(LayerProbes):
         def fit(self, train, dev=None, groups=None):
-            fits.append(self)
-            return super().fit(train, dev=dev, groups=groups)
+            warm = self.warm_start and hasattr(self, "probe_")
+            super().fit(train, dev=dev, groups=groups)
+            fits.append({"rows": self.num_train_segments_, "candidates": self.l2_candidates_, "l2": self.l2_})
+            fits[-1]["warm"] = warm
+            return self
 
     monkeypatch.setattr(mdl, "LayerProbes", RecordedProbes)
-    rng = np.random.default_rng(1)
-    labels = rng.integers(3, size=1100)
-    features = (np.eye(3)[labels] + rng.standard_normal((1100, 3)))[None]
+    return fits
+
+
+def _separable_enough(num_rows, seed=1):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(3, size=num_rows + 100)
+    features = (np.eye(3)[labels] + rng.standard_normal((labels.size, 3)))[None]
+    return (features[:, :num_rows], labels[:num_rows]), (features[:, num_rows:], labels[num_rows:])
+
+
+def test_prefixes_after_a_large_one_train_its_choice_and_the_next_smaller_strength(monkeypatch):
+    fits = _recorded_fits(monkeypatch)
+    train, dev = _separable_enough(1000)
     grid = (1e-3, 1e-2, 1e-1)
-    online_codelength(
-        (features[:, :1000], labels[:1000]),
-        (features[:, 1000:], labels[1000:]),
-        range(3),
-        **{
-            **FAST,
-            "l2_grid": grid,
-        },
-    )
-    sizes = [fit.num_train_segments_ for fit in fits]
-    assert sizes == block_ends(1000)[:-1]
+    online_codelength(train, dev, range(3), **{**FAST, "l2_grid": grid})
+    assert [fit["rows"] for fit in fits] == block_ends(1000)[:-1]
     for previous, fit in zip(fits, fits[1:]):
-        trimmed = previous.num_train_segments_ >= mdl.PILOT_ROWS
-        expected = shrinking_candidates(grid, previous.l2_) if trimmed else [list(grid)]
-        assert fit.l2_candidates_ == expected
+        trimmed = previous["rows"] >= mdl.PILOT_ROWS
+        expected = shrinking_candidates(grid, previous["l2"]) if trimmed else [list(grid)]
+        assert fit["candidates"] == expected
+
+
+def test_each_prefix_starts_from_the_probes_of_the_prefix_before(monkeypatch):
+    """A warm start (tests/probe: what it does): the fit of a longer prefix starts where the previous prefix's
+    fit ended, which saw fewer rows of the same order, so the code stays an online code."""
+    fits = _recorded_fits(monkeypatch)
+    train, dev = _separable_enough(1000)
+    online_codelength(train, dev, range(3), **FAST)
+    assert [fit["warm"] for fit in fits] == [False] + [True] * (len(fits) - 1)

@@ -12,7 +12,7 @@ from s3prl_mi_probe.probe.bank_lbfgs import FULL_BATCH_ROWS
 from s3prl_mi_probe.probe.bank_training import POLISH_MAX_STEPS, polish_bank
 from s3prl_mi_probe.probe.kinds import probe_kind
 from s3prl_mi_probe.probe.rows import ResidentRows
-from s3prl_mi_probe.probe.train import fit_layer_probes, probe_layers
+from s3prl_mi_probe.probe.train import LayerProbes, fit_layer_probes, probe_layers
 
 FAST = {"progress": False, "l2_grid": (1e-4, 1e-3, 1e-2)}
 
@@ -197,3 +197,25 @@ def test_same_seed_gives_identical_numbers(small_task):
 def test_package_import_stays_free_of_torch():
     code = "import sys, s3prl_mi_probe; assert 'torch' not in sys.modules; assert callable(s3prl_mi_probe.probe_layers)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_warm_start_begins_where_the_previous_fit_ended(three_layers):
+    """A refit capped at one pass is as good as the fit before it only when it starts from that fit's probes."""
+    train, test, _ = three_layers
+    fitted = LayerProbes(**FAST).fit(train)
+    before = [row["mi_bits"] for row in fitted.evaluate(test)]
+    cold = LayerProbes(**FAST, max_epochs=1).fit(train)
+    fitted.set_params(warm_start=True, max_epochs=1)
+    warm = [row["mi_bits"] for row in fitted.fit(train).evaluate(test)]
+    assert np.allclose(warm, before, atol=0.01), (warm, before)
+    assert [row["mi_bits"] for row in cold.evaluate(test)][0] < before[0] - 0.1
+    assert not fitted.seed_independent_
+
+
+def test_a_warm_start_refuses_other_classes_or_layers(three_layers):
+    (features, labels), _, _ = three_layers
+    probes = LayerProbes(**FAST, warm_start=True).fit((features, labels))
+    with pytest.raises(ValueError, match="warm_start needs"):
+        probes.fit((features[:2], labels))
+    with pytest.raises(ValueError, match="warm_start needs"):
+        probes.fit((features, labels % 2))
