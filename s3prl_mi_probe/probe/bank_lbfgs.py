@@ -29,7 +29,8 @@ from s3prl_mi_probe.probe.bank_training import (
     bank_cross_entropy,
     bank_objective,
     flushed_denormals,
-    running_only,
+    running_cut,
+    take_layers,
 )
 
 LBFGS_MEMORY = 8  # curvature pairs kept per probe
@@ -38,22 +39,37 @@ FULL_BATCH_ROWS = 32_768  # train splits of at most this many rows train by L-BF
 LBFGS_COPIES = 2 * LBFGS_MEMORY + 8  # parameter-sized tensors held: pairs, iterate, gradients, direction, best
 
 
-def _two_loop(kernel, grads, pairs, rhos, scale):
-    """The L-BFGS direction ``−H g`` per probe from the pairs ``[(s, y)]`` (oldest first), their ``1 / <s, y>``
-    ``rhos`` (0 skips a pair for that probe) and the initial Hessian scale ``<s, y> / <y, y>`` (all ``[L', r]``)."""
-    q = {name: grad.clone() for name, grad in grads.items()}
+def _flat(kernel, tensors):
+    """Parameter-shaped tensors (kernel layout) as one ``[L', r, P]`` tensor: each probe's entries in a row."""
+    return torch.cat([value.movedim(kernel.probe_axes[name], 1).flatten(2) for name, value in tensors.items()], 2)
+
+
+def _unflat(kernel, flat, like):
+    """The inverse of :func:`_flat`: ``flat [L', r, P]`` as tensors shaped like those of ``like``."""
+    moved = {name: value.movedim(kernel.probe_axes[name], 1).shape for name, value in like.items()}
+    parts = flat.split([shape[2:].numel() for shape in moved.values()], 2)
+    return {name: part.reshape(moved[name]).movedim(1, kernel.probe_axes[name]) for name, part in zip(like, parts)}
+
+
+def _dot(a, b):
+    """Per probe, the inner product of flat tensors ``[L', r, P]``: ``[L', r]``."""
+    return torch.linalg.vecdot(a, b)
+
+
+def _two_loop(grads, pairs, rhos, scale):
+    """The L-BFGS direction ``−H g`` per probe from the flat gradient ``[L', r, P]``, the flat pairs ``[(s, y)]``
+    (oldest first), their ``1 / <s, y>`` ``rhos`` (0 skips a pair for that probe) and the initial Hessian scale
+    ``<s, y> / <y, y>`` (all ``[L', r]``)."""
+    q = grads.clone()
     alphas = []
     for (s, y), rho in zip(reversed(pairs), reversed(rhos)):
-        alpha = rho * kernel.probe_dot(s, q)
+        alpha = rho * _dot(s, q)
         alphas.append(alpha)
-        for name in q:
-            q[name] -= kernel.expand(name, alpha) * y[name]
-    q = {name: kernel.expand(name, scale) * value for name, value in q.items()}
+        q.sub_(alpha.unsqueeze(2) * y)
+    q.mul_(scale.unsqueeze(2))
     for (s, y), rho, alpha in zip(pairs, rhos, reversed(alphas)):
-        beta = rho * kernel.probe_dot(y, q)
-        for name in q:
-            q[name] += kernel.expand(name, alpha - beta) * s[name]
-    return {name: -value for name, value in q.items()}
+        q.add_((alpha - rho * _dot(y, q)).unsqueeze(2) * s)
+    return q.neg_()
 
 
 @torch.no_grad()
@@ -72,13 +88,15 @@ def lbfgs_bank(kernel, params, penalized, train, dev, l2, options, progress=Fals
     running = torch.ones_like(l2, dtype=torch.bool)
     converged = torch.zeros_like(running)
     passes, last_move = torch.zeros_like(record.when), torch.zeros_like(record.when)
-    step, scale = _inverse_norm(kernel, grads), torch.ones_like(l2)
+    # The L-BFGS state is flat, a row per probe (gradient, direction, pairs): one kernel per update.
+    grads = _flat(kernel, grads)
+    step, scale = _inverse_norm(grads), torch.ones_like(l2)
     move_tol = POLISH_TOL_SHARE * options.tol_bits * LN2
     live = torch.arange(num_layers, device=l2.device)
     slots = torch.arange(num_candidates, device=l2.device).expand(num_layers, -1)
-    params, direction = {name: value.clone() for name, value in params.items()}, _negated(grads)
+    params, direction = {name: value.clone() for name, value in params.items()}, -grads
     history = [record.dev_ce.clone()]  # the best dev CE after each of the last passes
-    pairs, rhos = [], []  # the last steps (s, y) in the bank's cut layout, oldest first; 1 / <s, y> as [L, K]
+    pairs, rhos = [], []  # the last steps (s, y), flat and cut like the bank, oldest first; 1 / <s, y> as [L, K]
     bar = tqdm(total=options.max_epochs, desc="probes", unit="pass", disable=not progress, leave=False)
     with bar, flushed_denormals():
         for index in range(1, options.max_epochs + 1):
@@ -86,29 +104,32 @@ def lbfgs_bank(kernel, params, penalized, train, dev, l2, options, progress=Fals
             held = (live.unsqueeze(1), slots)
             alive = running[held]
             rate, before = step[held] * alive, objective[held]
-            trial = {name: value + kernel.expand(name, rate) * direction[name] for name, value in params.items()}
+            s = rate.unsqueeze(2) * direction
+            moves = _unflat(kernel, s, params)
+            trial = {name: value + moves[name] for name, value in params.items()}
             trial_objective, trial_grads = bank_objective(kernel, penalized, trial, train, l2[held], layers, chunk)
+            trial_grads = _flat(kernel, trial_grads)
             trial_dev = bank_cross_entropy(kernel, trial, dev, layers, chunk)
-            slope = kernel.probe_dot(grads, direction)
+            slope = _dot(grads, direction)
             accept = alive & (trial_objective <= before + ARMIJO * rate * slope)
             record.update(live, slots, accept, trial_dev, trial, index)
             history = (history + [record.dev_ce.clone()])[-options.patience - 1 :]
-            s = {name: trial[name] - params[name] for name in params}
-            y = {name: trial_grads[name] - grads[name] for name in grads}
-            curvature = kernel.probe_dot(s, y)
+            y = trial_grads - grads
+            curvature = _dot(s, y)
             valid = accept & (curvature > 0)
             rho = torch.zeros_like(l2)
             rho[held] = torch.where(valid, 1 / curvature.clamp_min(torch.finfo(curvature.dtype).tiny), 0.0)
-            scale[held] = torch.where(valid, curvature / kernel.probe_dot(y, y).clamp_min(1e-30), scale[held])
+            scale[held] = torch.where(valid, curvature / _dot(y, y).clamp_min(1e-30), scale[held])
             pairs, rhos = (pairs + [(s, y)])[-LBFGS_MEMORY:], (rhos + [rho])[-LBFGS_MEMORY:]
-            params = _where(kernel, accept, trial, params)
-            grads = _where(kernel, accept, trial_grads, grads)
+            params = {
+                name: torch.where(kernel.expand(name, accept), trial[name], value) for name, value in params.items()
+            }
+            grads = torch.where(accept.unsqueeze(2), trial_grads, grads)
             objective[held] = torch.where(accept, trial_objective, before)
             passes[held] += alive.long()
             last_move[held] = torch.where(accept, index, last_move[held])
-            largest = torch.stack([kernel.probe_sums(name, grad.abs(), torch.amax) for name, grad in grads.items()])
             settled = alive & (
-                (accept & ((largest.amax(0) < POLISH_TOL) | ((before - trial_objective).abs() < move_tol)))
+                (accept & ((grads.abs().amax(2) < POLISH_TOL) | ((before - trial_objective).abs() < move_tol)))
                 | (-rate * slope < move_tol)
             )
             converged[held] |= settled
@@ -116,20 +137,24 @@ def lbfgs_bank(kernel, params, penalized, train, dev, l2, options, progress=Fals
             beaten &= _beaten(record.dev_ce, history, options.max_epochs - index)[held]
             running[held] = alive & ~settled & ~beaten & (record.stale[held] < options.patience)
             running[held] &= index < options.max_epochs
-            turn = _two_loop(kernel, grads, pairs, [value[held] for value in rhos], scale[held])
-            descent = kernel.probe_dot(grads, turn) < 0
-            direction = _where(kernel, accept, _where(kernel, descent, turn, _negated(grads)), direction)
+            turn = _two_loop(grads, pairs, [value[held] for value in rhos], scale[held])
+            descent = _dot(grads, turn) < 0
+            direction = torch.where(accept.unsqueeze(2), torch.where(descent.unsqueeze(2), turn, -grads), direction)
             # A rejected step is shortened where a parabola through its two objectives has its minimum.
             excess = (trial_objective - before - slope * rate).clamp_min(torch.finfo(rate.dtype).tiny)
             shorter = torch.minimum(torch.maximum(-slope * rate**2 / (2 * excess), rate / 10), rate / 2)
-            step[held] = torch.where(accept, torch.where(descent, 1.0, _inverse_norm(kernel, grads)), shorter)
+            step[held] = torch.where(accept, torch.where(descent, 1.0, _inverse_norm(grads)), shorter)
             bar.update(1)
             bar.set_postfix(layers=live.numel(), dev_bits=f"{float(record.dev_ce.mean()) / LN2:.3f}")
             if not running.any():
                 break
-            live, slots, params, grads, direction, pairs = _running_only(
-                kernel, running[held], live, slots, params, grads, direction, pairs
-            )
+            cut = running_cut(running[held])
+            if cut is not None:
+                keep, order = cut
+                live, slots = live[keep], slots[keep].gather(1, order)
+                params = kernel.take_candidates(take_layers(params, keep), order)
+                grads, direction = _taken(grads, keep, order), _taken(direction, keep, order)
+                pairs = [(_taken(s, keep, order), _taken(y, keep, order)) for s, y in pairs]
     return {
         "dev_ce": record.dev_ce,
         "best_epoch": record.when.double(),
@@ -147,29 +172,13 @@ def _beaten(best_dev, history, passes_left):
     return best_dev - best_dev.amin(1, keepdim=True) > gain * passes_left
 
 
-def _inverse_norm(kernel, grads):
-    """``1 / ‖g‖`` per probe ``[L', r]``, finite where the gradient is zero (a probe already at its optimum)."""
-    return kernel.probe_dot(grads, grads).clamp_min(1e-30).rsqrt()
+def _inverse_norm(grads):
+    """``1 / ‖g‖`` per probe ``[L', r]`` of the flat ``grads``, finite where the gradient is zero (a probe
+    already at its optimum)."""
+    return _dot(grads, grads).clamp_min(1e-30).rsqrt()
 
 
-def _negated(tensors):
-    return {name: -value for name, value in tensors.items()}
-
-
-def _where(kernel, per_probe, chosen, other):
-    """Per probe ``[L', r]``: the parameters ``chosen`` where true, else ``other`` (kernel layout)."""
-    return {name: torch.where(kernel.expand(name, per_probe), chosen[name], other[name]) for name in other}
-
-
-def _running_only(kernel, still, live, slots, params, grads, direction, pairs):
-    """:func:`running_only` of the iterate, its gradient and direction and the pairs (cut alike)."""
-    state = {
-        name: (grads[name], direction[name], *[part for s, y in pairs for part in (s[name], y[name])])
-        for name in params
-    }
-    live, slots, params, state = running_only(kernel, still, live, slots, params, state)
-    grads, direction = ({name: parts[k] for name, parts in state.items()} for k in (0, 1))
-    pairs = [
-        tuple({name: parts[2 + 2 * k + j] for name, parts in state.items()} for j in (0, 1)) for k in range(len(pairs))
-    ]
-    return live, slots, params, grads, direction, pairs
+def _taken(flat, keep, order):
+    """A flat ``[L', r, P]`` tensor cut to the layers ``keep`` and, per layer, the candidates ``order``."""
+    kept = flat[keep]
+    return kept.gather(1, order.unsqueeze(2).expand(-1, -1, kept.shape[2]))

@@ -199,20 +199,30 @@ def train_bank(kernel, params, penalized, train, dev, l2, generator, options, pr
 
 def running_only(kernel, still, live, slots, params, state):
     """The layers ``live``, candidate positions ``slots [L', r]``, parameters and per-parameter ``state`` (a
-    tuple of parameter-shaped tensors per name: Adam's moments, L-BFGS's gradient, direction and pairs) cut
-    to the probes still running (``still [L', r]``): layers with none leave, and every layer keeps as many
-    candidates as the busiest one has running, running ones first (the others no longer move)."""
-    keep = still.any(1)
-    width = int(still.sum(1).max())
-    if keep.all() and width == slots.shape[1]:
+    tuple of parameter-shaped tensors per name: Adam's moments) cut to the probes still running (``still
+    [L', r]``): layers with none leave, and every layer keeps as many candidates as the busiest one has
+    running, running ones first (the others no longer move)."""
+    cut = running_cut(still)
+    if cut is None:
         return live, slots, params, state
-    order = still[keep].long().argsort(dim=1, descending=True, stable=True)[:, :width]
+    keep, order = cut
     params, state = take_layers(params, keep), take_layers(state, keep)
     state = {
         name: tuple(kernel.take_candidates({name: part}, order)[name] for part in parts)
         for name, parts in state.items()
     }
     return live[keep], slots[keep].gather(1, order), kernel.take_candidates(params, order), state
+
+
+def running_cut(still):
+    """``(keep [L'], order [L'', width])`` for :func:`running_only`: the layers with a probe still running
+    (``still [L', r]``) and, per kept layer, the candidate positions kept, running ones first; None when
+    nothing is cut."""
+    keep = still.any(1)
+    width = int(still.sum(1).max())
+    if keep.all() and width == still.shape[1]:
+        return None
+    return keep, still[keep].long().argsort(dim=1, descending=True, stable=True)[:, :width]
 
 
 def _add_penalty(kernel, grads, params, penalized, l2, scale):
