@@ -8,9 +8,19 @@ OpenMP's threads also spin while they wait for each other at the end of every pa
 an idle machine that saves a wake-up; on a shared one the spinning thread burns the time slice its
 descheduled partner needs, and a probe run measured 5x slower beside two busy processes than with
 passive waiting (bench/time_to_bound.py). The policy is read once, when torch loads OpenMP.
+
+Waking a sleeping thread costs a system call at every parallel kernel, which a small kernel does not
+repay: a full-batch fit whose pass is small runs on fewer threads (:func:`threads_for_work`).
 """
 
+import contextlib
 import os
+
+# Multiply-adds of a full pass that repay one more intra-op thread. Measured here (2 cores, passive
+# waiting; bench/threads_for_work.py on the demo's layers): linear fits of 60-1,866 rows (5-211 M
+# multiply-adds a pass) ran 1.05-2.3x faster on one thread, those of 3,732 rows (317-423 M) 1.1x
+# faster on two.
+MULTIPLY_ADDS_PER_THREAD = 150_000_000
 
 
 def available_cpus():
@@ -45,3 +55,21 @@ def use_cpu_share():
     if chosen is None or (chosen == "1" and "LOCAL_WORLD_SIZE" in os.environ):
         torch.set_num_threads(cpu_share())
     return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def threads_for_work(multiply_adds):
+    """Meanwhile, torch's intra-op threads cut to one per :data:`MULTIPLY_ADDS_PER_THREAD` of ``multiply_adds`` (the
+    work of one pass), at least one and never more than before; yields the number in effect."""
+    import torch
+
+    before = torch.get_num_threads()
+    wanted = max(1, min(before, multiply_adds // MULTIPLY_ADDS_PER_THREAD))
+    if wanted == before:
+        yield before
+        return
+    torch.set_num_threads(wanted)
+    try:
+        yield wanted
+    finally:
+        torch.set_num_threads(before)

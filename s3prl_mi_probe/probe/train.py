@@ -22,6 +22,7 @@ matrices (biases not penalised). For the linear probe this is scikit-learn's ``L
 objective divided by ``C * N``: ``C = 1 / (l2 * N)``.
 """
 
+import contextlib
 import inspect
 import math
 import warnings
@@ -30,6 +31,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from s3prl_mi_probe.common.threads import threads_for_work
 from s3prl_mi_probe.features.folder import FeaturesFolder
 from s3prl_mi_probe.metrics.bounds import cross_entropy_bits
 from s3prl_mi_probe.metrics.columns import METRIC_NAMES
@@ -179,9 +181,13 @@ class LayerProbes:
         options = TrainOptions(
             self.max_epochs, self.batch_size, self.patience, self.lr, self.tol_bits, chunk_rows=plan.chunk_rows
         )
-        best, fits, fits_dev_ce, passes = self._train(
-            kind, kind_kernel, start, train_rows, dev_rows, l2, options, full_batch
-        )
+        # A full-batch pass over few rows is too small to repay waking a second thread at every kernel.
+        pass_work = train.num_rows * len(layers) * train.dim * l2.shape[1] * len(classes)
+        sized = threads_for_work(pass_work) if full_batch and plan.device == "cpu" else contextlib.nullcontext()
+        with sized:
+            best, fits, fits_dev_ce, passes = self._train(
+                kind, kind_kernel, start, train_rows, dev_rows, l2, options, full_batch
+            )
         num_candidates = l2.shape[1]
         dev_ce = torch.stack(fits_dev_ce)
         chosen = dev_ce.transpose(0, 1).reshape(len(layers), -1).argmin(1).cpu()

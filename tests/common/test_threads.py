@@ -60,3 +60,49 @@ def test_the_command_line_waits_passively_unless_told_otherwise():
         run_env = env if given is None else {**env, "OMP_WAIT_POLICY": given}
         result = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, check=True)
         assert result.stdout.splitlines()[-1] == expected
+
+
+def test_a_small_pass_runs_on_fewer_threads_and_gives_them_back():
+    import torch
+
+    from s3prl_mi_probe.common.threads import MULTIPLY_ADDS_PER_THREAD, threads_for_work
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        for work, expected in ((0, 1), (MULTIPLY_ADDS_PER_THREAD * 2, 2), (MULTIPLY_ADDS_PER_THREAD * 50, 3)):
+            with threads_for_work(work) as threads:
+                assert threads == expected == torch.get_num_threads()
+            assert torch.get_num_threads() == 3
+        with pytest.raises(KeyboardInterrupt), threads_for_work(0):
+            raise KeyboardInterrupt
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_full_batch_fit_of_few_rows_trains_on_one_thread(monkeypatch):
+    import numpy as np
+    import torch
+
+    from s3prl_mi_probe.probe import train
+    from s3prl_mi_probe.probe.train import LayerProbes
+
+    seen = []
+    lbfgs_bank = train.lbfgs_bank
+
+    def recorded(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return lbfgs_bank(*args, **kwargs)
+
+    monkeypatch.setattr(train, "lbfgs_bank", recorded)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(3, size=300)
+    features = (np.eye(3)[labels] + rng.standard_normal((300, 3)))[None]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        LayerProbes(progress=False).fit((features, labels))
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
