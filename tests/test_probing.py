@@ -156,7 +156,7 @@ def test_later_seeds_train_at_the_l2_the_first_seed_chose_and_still_differ(featu
     assert not torch.equal(first.probe_.weight.detach(), later.probe_.weight.detach())
 
 
-def test_a_full_batch_linear_probe_is_trained_once_for_every_seed(features, tmp_path):
+def test_a_full_batch_linear_probe_is_trained_once_for_every_seed(features, tmp_path, monkeypatch):
     folder = FeaturesFolder(features)
     settings = ProbeSettings(seeds=3)
     sources, _ = folder_splits(folder, settings)
@@ -172,7 +172,11 @@ def test_a_full_batch_linear_probe_is_trained_once_for_every_seed(features, tmp_
     # Draws make a fit seed-dependent: minibatch Adam, or a dev carved off train.
     assert not LayerProbes(full_batch_rows=0, max_epochs=2, progress=False).fit(sources["train"]).seed_independent_
     assert not LayerProbes(progress=False).fit(sources["train"]).seed_independent_
+    evaluations = []
+    evaluate = LayerProbes.evaluate
+    monkeypatch.setattr(LayerProbes, "evaluate", lambda self, *a, **k: evaluations.append(k) or evaluate(self, *a, **k))
     assert main(probe_command(features, tmp_path, "--seeds", "2")) == 0
+    assert len(evaluations) == 2  # dev and test, once: the rows stand for both seeds
     provenance = json.loads((tmp_path / "sweep.json").read_text())["provenance"]
     assert "every seed gives the same probes" in provenance["seeds_linear"]
     assert all(row["mi_bits_seed_std"] == 0 for row in read_sweep_csv(tmp_path / "sweep.csv"))

@@ -44,7 +44,11 @@ def probe_rows(sources, settings, controls=None, layers=None, progress=True):
             control_sources = {split: _scored_control(source, controls) for split, source in sources.items()}
             control = _fitted(control_sources, params, progress, seed=settings.seed)
             control_rows = _evaluated(control, control_sources)
-        kind_rows = merged_rows([_evaluated(probes, sources) for probes in seeds], control_rows)
+        evaluated = {}
+        for probes in seeds:  # a fit that stands for every seed is evaluated once
+            if id(probes) not in evaluated:
+                evaluated[id(probes)] = _evaluated(probes, sources)
+        kind_rows = merged_rows([evaluated[id(probes)] for probes in seeds], control_rows)
         if settings.mdl:
             from s3prl_mi_probe.analyses.mdl import online_codelength
 
