@@ -4,7 +4,8 @@ On a features folder (e.g. a sweep's cache entry), fits ``LayerProbes`` with def
 prefixes of train, in turn on one intra-op thread and on every CPU the process may use (``--repeats``
 rounds, fastest counts), and prints per prefix the multiply-adds of a pass (rows x layers x dim x probes x
 classes), both times, their ratio, and the thread count :func:`s3prl_mi_probe.common.threads.threads_for_work`
-chooses (its ``MULTIPLY_ADDS_PER_THREAD`` is set from this measurement).
+chooses (:func:`~s3prl_mi_probe.common.threads.threads_worth`; its ``MULTIPLY_ADDS_PER_THREAD`` is set from
+this measurement).
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/threads_for_work.py /tmp/demo/sweep/cache/hubert_local*
 """
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from s3prl_mi_probe.common.table import format_table
-from s3prl_mi_probe.common.threads import MULTIPLY_ADDS_PER_THREAD, use_cpu_share
+from s3prl_mi_probe.common.threads import threads_worth, use_cpu_share
 from s3prl_mi_probe.features.folder import FeaturesFolder
 from s3prl_mi_probe.probe import train as probe_train
 from s3prl_mi_probe.probe.source import RowSource
@@ -59,7 +60,7 @@ def main():
                 "1 thread s": seconds[1],
                 f"{every} threads s": seconds[every],
                 "1 thread / all": seconds[1] / seconds[every],
-                "chosen": max(1, min(every, work // MULTIPLY_ADDS_PER_THREAD)),
+                "chosen": threads_worth(work, every),
             }
         )
     print(format_table(rows, list(rows[0]), float_digits=3))

@@ -57,14 +57,20 @@ def use_cpu_share():
     return torch.get_num_threads()
 
 
+def threads_worth(multiply_adds, threads):
+    """How many of ``threads`` a pass of ``multiply_adds`` repays: one per :data:`MULTIPLY_ADDS_PER_THREAD`,
+    at least one."""
+    return max(1, min(threads, multiply_adds // MULTIPLY_ADDS_PER_THREAD))
+
+
 @contextlib.contextmanager
 def threads_for_work(multiply_adds):
-    """Meanwhile, torch's intra-op threads cut to one per :data:`MULTIPLY_ADDS_PER_THREAD` of ``multiply_adds`` (the
-    work of one pass), at least one and never more than before; yields the number in effect."""
+    """Meanwhile, torch's intra-op threads cut to :func:`threads_worth` ``multiply_adds`` (the work of one pass),
+    never more than before; yields the number in effect."""
     import torch
 
     before = torch.get_num_threads()
-    wanted = max(1, min(before, multiply_adds // MULTIPLY_ADDS_PER_THREAD))
+    wanted = threads_worth(multiply_adds, before)
     if wanted == before:
         yield before
         return
